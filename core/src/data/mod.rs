@@ -1,0 +1,15 @@
+//! Data: the Cityscapes layout, the synthetic generator that writes it, the
+//! disjoint split, and the batching pipeline.
+
+pub mod cityscapes;
+pub mod decode;
+pub mod error;
+pub mod labels;
+pub mod resize;
+pub mod sample;
+pub mod stats;
+pub mod synthetic;
+
+pub use error::DataError;
+pub use labels::{LabelSet, IGNORE};
+pub use sample::{DepthTarget, Sample, Split};

@@ -1,0 +1,7 @@
+//! dmtl-core: multi-task learning on disjoint datasets.
+//!
+//! The model, the data pipeline, the losses and metrics, the methods, the
+//! training step shared by single-process and distributed training, and the
+//! checkpoint format. Nothing here knows about gRPC.
+
+pub mod data;
