@@ -4,4 +4,9 @@
 //! training step shared by single-process and distributed training, and the
 //! checkpoint format. Nothing here knows about gRPC.
 
+pub mod config;
 pub mod data;
+pub mod device;
+pub mod model;
+pub mod losses;
+pub mod metrics;

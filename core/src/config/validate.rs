@@ -1,0 +1,90 @@
+//! Range checks of every value, each failure naming its key.
+
+use super::schema::*;
+use super::ConfigError;
+use crate::device::parse_device;
+
+type R = Result<(), ConfigError>;
+
+fn check(ok: bool, key: &str, message: impl FnOnce() -> String) -> R {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(key, message()))
+    }
+}
+
+fn positive(key: &str, v: usize) -> R {
+    check(v >= 1, key, || format!("must be at least 1 (got {v})"))
+}
+
+fn finite_in(key: &str, v: f64, lo: f64, hi: f64, hi_inclusive: bool) -> R {
+    let ok = v.is_finite() && v >= lo && if hi_inclusive { v <= hi } else { v < hi };
+    let close = if hi_inclusive { ']' } else { ')' };
+    check(ok, key, || format!("must be in [{lo}, {hi}{close} (got {v})"))
+}
+
+/// Checks every value of a parsed config.
+pub fn validate(c: &Config) -> R {
+    check(c.version == CONFIG_VERSION, "version", || {
+        format!("this dmtl reads version {CONFIG_VERSION} (got {})", c.version)
+    })?;
+
+    let m = &c.model;
+    check(m.width >= 1 && m.width <= 1024, "model.width", || {
+        format!("must be in [1, 1024] (got {})", m.width)
+    })?;
+    check(!m.blocks.is_empty() && m.blocks.len() <= 6, "model.blocks", || {
+        format!("must list 1 to 6 stages (got {})", m.blocks.len())
+    })?;
+    for (i, &b) in m.blocks.iter().enumerate() {
+        check((1..=16).contains(&b), "model.blocks", || {
+            format!("stage {i} must have 1 to 16 blocks (got {b})")
+        })?;
+    }
+    check(m.decoder_ratio > 0.0 && m.decoder_ratio <= 4.0, "model.decoder_ratio", || {
+        format!("must be in (0, 4] (got {})", m.decoder_ratio)
+    })?;
+
+    let d = &c.data;
+    let stride = 1usize << m.blocks.len();
+    for (key, v) in [("data.height", d.height), ("data.width", d.width)] {
+        check(v >= stride && v % stride == 0, key, || {
+            format!(
+                "must be a positive multiple of the encoder stride {stride} (2^len(model.blocks)) (got {v})"
+            )
+        })?;
+    }
+    positive("data.load_threads", d.load_threads)?;
+    positive("data.prefetch", d.prefetch)?;
+    finite_in("data.augment.max_scale", d.augment.max_scale, 1.0, 4.0, true)?;
+
+    positive("method.switch_every", c.method.switch_every)?;
+
+    let s = &c.distill;
+    finite_in("distill.weight", s.weight, 0.0, 1e6, true)?;
+    check(s.temperature.is_finite() && s.temperature > 0.0, "distill.temperature", || {
+        format!("must be > 0 (got {})", s.temperature)
+    })?;
+    finite_in("distill.ema_decay", s.ema_decay, 0.0, 1.0, false)?;
+
+    let t = &c.train;
+    positive("train.steps", t.steps)?;
+    positive("train.batch_size", t.batch_size)?;
+    if matches!(c.method.kind, MethodKind::Masked | MethodKind::MaskedDistill) {
+        check(t.batch_size >= 2, "train.batch_size", || {
+            format!("must be at least 2 for method `{}` (half from each task)", c.method.kind)
+        })?;
+    }
+    check(t.lr.is_finite() && t.lr > 0.0, "train.lr", || format!("must be > 0 (got {})", t.lr))?;
+    finite_in("train.weight_decay", t.weight_decay, 0.0, 1.0, true)?;
+    finite_in("train.momentum", t.momentum, 0.0, 1.0, false)?;
+    parse_device(&t.device).map_err(|e| ConfigError::invalid("train.device", e))?;
+    check(t.threads <= 1024, "train.threads", || format!("must be at most 1024 (got {})", t.threads))?;
+    positive("train.eval_every", t.eval_every)?;
+    positive("train.checkpoint_every", t.checkpoint_every)?;
+    positive("train.keep_checkpoints", t.keep_checkpoints)?;
+    positive("train.log_every", t.log_every)?;
+    positive("eval.batch_size", c.eval.batch_size)?;
+    Ok(())
+}
