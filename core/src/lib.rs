@@ -10,3 +10,7 @@ pub mod device;
 pub mod model;
 pub mod losses;
 pub mod metrics;
+pub mod optim;
+pub mod method;
+pub mod tensor_io;
+pub mod train;
