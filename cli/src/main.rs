@@ -1,1 +1,47 @@
-fn main() { println!("{:?}", tch::Tensor::from_slice(&[1.0f32, 2.0]).sum(tch::Kind::Float)); println!("cuda: {}", tch::Cuda::is_available()); }
+//! `dmtl`: multi-task learning on disjoint datasets.
+
+mod commands;
+mod progress;
+mod table;
+
+use clap::{Parser, Subcommand};
+
+/// Train one network for semantic segmentation and depth when each task is
+/// labelled on its own, disjoint half of the data.
+#[derive(Parser)]
+#[command(name = "dmtl", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train single-process on one device.
+    Train(commands::train::Args),
+    /// Evaluate a checkpoint on a split.
+    Eval(commands::eval::Args),
+    /// Write a procedural street-scene dataset in the Cityscapes layout.
+    GenSynthetic(commands::gen_synthetic::Args),
+    /// Summarise a dataset: images, class pixels, disparity statistics.
+    DataStats(commands::data_stats::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::GenSynthetic(args) => commands::gen_synthetic::run(args),
+        Command::DataStats(args) => commands::data_stats::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

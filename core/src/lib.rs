@@ -4,13 +4,15 @@
 //! training step shared by single-process and distributed training, and the
 //! checkpoint format. Nothing here knows about gRPC.
 
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;
-pub mod model;
 pub mod losses;
-pub mod metrics;
-pub mod optim;
 pub mod method;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod run_dir;
 pub mod tensor_io;
 pub mod train;

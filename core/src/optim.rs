@@ -109,7 +109,11 @@ impl Optimizer {
                 "t" => slot.t = t.int64_value(&[0]),
                 "m" | "v" => {
                     if t.size() != p.size() {
-                        return Err(format!("optimizer tensor `{key}`: shape {:?}, parameter has {:?}", t.size(), p.size()));
+                        return Err(format!(
+                            "optimizer tensor `{key}`: shape {:?}, parameter has {:?}",
+                            t.size(),
+                            p.size()
+                        ));
                     }
                     let t = t.to_kind(Kind::Float).to_device(p.device());
                     if field == "m" {

@@ -82,7 +82,8 @@ pub fn tensor_bytes(t: &Tensor) -> Vec<u8> {
 pub fn encode(tensors: &BTreeMap<String, Tensor>, metadata: HashMap<String, String>) -> Result<Vec<u8>, TensorIoError> {
     let mut cpu = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        let dtype = dtype_of(t.kind()).ok_or_else(|| TensorIoError::UnsupportedKind { name: name.clone(), kind: t.kind() })?;
+        let dtype =
+            dtype_of(t.kind()).ok_or_else(|| TensorIoError::UnsupportedKind { name: name.clone(), kind: t.kind() })?;
         let shape = t.size().iter().map(|&d| d as usize).collect();
         cpu.push((name.as_str(), CpuTensor { dtype, shape, bytes: tensor_bytes(t) }));
     }
@@ -97,7 +98,8 @@ pub fn decode(bytes: &[u8]) -> Result<(BTreeMap<String, Tensor>, HashMap<String,
     let st = SafeTensors::deserialize(bytes).map_err(|e| TensorIoError::Format(e.to_string()))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let kind = kind_of(view.dtype()).ok_or_else(|| TensorIoError::UnsupportedDtype { name: name.clone(), dtype: view.dtype() })?;
+        let kind = kind_of(view.dtype())
+            .ok_or_else(|| TensorIoError::UnsupportedDtype { name: name.clone(), dtype: view.dtype() })?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         out.insert(name, Tensor::from_data_size(view.data(), &shape, kind));
     }

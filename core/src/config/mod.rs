@@ -15,8 +15,8 @@ pub use validate::validate;
 impl Config {
     /// Reads `path`, applies `overrides` (`key=value`), parses and validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::from_toml_str(&text, path, overrides)
     }
 
@@ -36,14 +36,10 @@ impl Config {
             for arg in overrides {
                 overrides::apply(&mut table, arg)?;
             }
-            let merged = toml::to_string(&table).map_err(|e| ConfigError::Parse {
-                path: origin.to_path_buf(),
-                message: e.to_string(),
-            })?;
-            config = toml::from_str(&merged).map_err(|e| ConfigError::Override {
-                arg: overrides.join(" "),
-                message: e.message().to_string(),
-            })?;
+            let merged = toml::to_string(&table)
+                .map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })?;
+            config = toml::from_str(&merged)
+                .map_err(|e| ConfigError::Override { arg: overrides.join(" "), message: e.message().to_string() })?;
         }
         validate(&config)?;
         Ok(config)
@@ -131,13 +127,9 @@ mod tests {
         let path = PathBuf::from("x.toml");
         let ok = Config::from_toml_str("version = 1", &path, &["train.steps=7".into()]).unwrap();
         assert_eq!(ok.train.steps, 7);
-        let e = Config::from_toml_str("version = 1", &path, &["train.stepz=7".into()])
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml_str("version = 1", &path, &["train.stepz=7".into()]).unwrap_err().to_string();
         assert!(e.contains("stepz"), "{e}");
-        let e = Config::from_toml_str("version = 1", &path, &["train.lr=0".into()])
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_toml_str("version = 1", &path, &["train.lr=0".into()]).unwrap_err().to_string();
         assert!(e.contains("train.lr"), "{e}");
     }
 }

@@ -16,12 +16,8 @@ pub fn apply(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError> {
     let last = parts.pop().expect("split yields at least one part");
     let mut node = table;
     for part in parts {
-        let entry = node
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        node = entry
-            .as_table_mut()
-            .ok_or_else(|| err(&format!("`{part}` is a value, not a table")))?;
+        let entry = node.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry.as_table_mut().ok_or_else(|| err(&format!("`{part}` is a value, not a table")))?;
     }
     node.insert(last.to_string(), value);
     Ok(())

@@ -31,16 +31,12 @@ pub fn validate(c: &Config) -> R {
     })?;
 
     let m = &c.model;
-    check(m.width >= 1 && m.width <= 1024, "model.width", || {
-        format!("must be in [1, 1024] (got {})", m.width)
-    })?;
+    check(m.width >= 1 && m.width <= 1024, "model.width", || format!("must be in [1, 1024] (got {})", m.width))?;
     check(!m.blocks.is_empty() && m.blocks.len() <= 6, "model.blocks", || {
         format!("must list 1 to 6 stages (got {})", m.blocks.len())
     })?;
     for (i, &b) in m.blocks.iter().enumerate() {
-        check((1..=16).contains(&b), "model.blocks", || {
-            format!("stage {i} must have 1 to 16 blocks (got {b})")
-        })?;
+        check((1..=16).contains(&b), "model.blocks", || format!("stage {i} must have 1 to 16 blocks (got {b})"))?;
     }
     check(m.decoder_ratio > 0.0 && m.decoder_ratio <= 4.0, "model.decoder_ratio", || {
         format!("must be in (0, 4] (got {})", m.decoder_ratio)
@@ -50,9 +46,7 @@ pub fn validate(c: &Config) -> R {
     let stride = 1usize << m.blocks.len();
     for (key, v) in [("data.height", d.height), ("data.width", d.width)] {
         check(v >= stride && v % stride == 0, key, || {
-            format!(
-                "must be a positive multiple of the encoder stride {stride} (2^len(model.blocks)) (got {v})"
-            )
+            format!("must be a positive multiple of the encoder stride {stride} (2^len(model.blocks)) (got {v})")
         })?;
     }
     positive("data.load_threads", d.load_threads)?;

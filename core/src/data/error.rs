@@ -21,13 +21,7 @@ pub enum DataError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("{path}: size {got_width}x{got_height} differs from its image's {width}x{height}")]
-    SizeMismatch {
-        path: PathBuf,
-        got_width: u32,
-        got_height: u32,
-        width: u32,
-        height: u32,
-    },
+    SizeMismatch { path: PathBuf, got_width: u32, got_height: u32, width: u32, height: u32 },
 }
 
 impl DataError {

@@ -22,14 +22,7 @@ pub struct Label {
     pub color: [u8; 3],
 }
 
-const fn l(
-    name: &'static str,
-    id: u8,
-    train_id: u8,
-    category: &'static str,
-    category_id: u8,
-    color: [u8; 3],
-) -> Label {
+const fn l(name: &'static str, id: u8, train_id: u8, category: &'static str, category_id: u8, color: [u8; 3]) -> Label {
     Label { name, id, train_id, category, category_id, color }
 }
 
@@ -72,8 +65,7 @@ pub const LABELS: [Label; 34] = [
 ];
 
 /// Names of the 7 categories, indexed by class (category id − 1).
-pub const CATEGORY_NAMES: [&str; 7] =
-    ["flat", "construction", "object", "nature", "sky", "human", "vehicle"];
+pub const CATEGORY_NAMES: [&str; 7] = ["flat", "construction", "object", "nature", "sky", "human", "vehicle"];
 
 /// Which class space the segmentation head predicts (config `data.classes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,10 +125,7 @@ impl LabelSet {
     pub fn id_of_class(self, class: u8) -> u8 {
         const CATEGORY_IDS: [u8; 7] = [7, 11, 17, 21, 23, 24, 26];
         match self {
-            LabelSet::TrainIds19 => LABELS
-                .iter()
-                .find(|l| l.train_id == class)
-                .map_or(0, |l| l.id),
+            LabelSet::TrainIds19 => LABELS.iter().find(|l| l.train_id == class).map_or(0, |l| l.id),
             LabelSet::Categories7 => CATEGORY_IDS.get(class as usize).copied().unwrap_or(0),
         }
     }
@@ -182,8 +171,8 @@ mod tests {
     #[test]
     fn every_id_maps_to_its_train_id() {
         let expected: [u8; 34] = [
-            255, 255, 255, 255, 255, 255, 255, 0, 1, 255, 255, 2, 3, 4, 255, 255, 255, 5, 255, 6,
-            7, 8, 9, 10, 11, 12, 13, 14, 15, 255, 255, 16, 17, 18,
+            255, 255, 255, 255, 255, 255, 255, 0, 1, 255, 255, 2, 3, 4, 255, 255, 255, 5, 255, 6, 7, 8, 9, 10, 11, 12,
+            13, 14, 15, 255, 255, 16, 17, 18,
         ];
         for id in 0..34u8 {
             assert_eq!(LabelSet::TrainIds19.class_of_id(id), expected[id as usize], "id {id}");
@@ -193,8 +182,8 @@ mod tests {
     #[test]
     fn every_id_maps_to_its_category() {
         let expected: [u8; 34] = [
-            255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 4,
-            5, 5, 6, 6, 6, 6, 6, 6, 6, 6,
+            255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 4, 5, 5, 6, 6, 6, 6, 6,
+            6, 6, 6,
         ];
         for id in 0..34u8 {
             assert_eq!(LabelSet::Categories7.class_of_id(id), expected[id as usize], "id {id}");

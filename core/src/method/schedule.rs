@@ -115,7 +115,11 @@ impl Schedule {
                 let distill = self.kind == MethodKind::MaskedDistill && phase >= 1;
                 let seg = b.div_ceil(2);
                 vec![
-                    PartPlan { pool: Pool::Seg, count: seg, losses: Losses { seg: true, distill_depth: distill, ..Default::default() } },
+                    PartPlan {
+                        pool: Pool::Seg,
+                        count: seg,
+                        losses: Losses { seg: true, distill_depth: distill, ..Default::default() },
+                    },
                     PartPlan {
                         pool: Pool::Depth,
                         count: b - seg,

@@ -137,7 +137,8 @@ pub fn compute_update(
     };
 
     let buffers = model.buffers();
-    let saved: BTreeMap<String, Tensor> = buffers.iter().filter(|(n, _)| ran(n)).map(|(n, t)| (n.clone(), t.copy())).collect();
+    let saved: BTreeMap<String, Tensor> =
+        buffers.iter().filter(|(n, _)| ran(n)).map(|(n, t)| (n.clone(), t.copy())).collect();
     let params = model.parameters();
     for p in params.values() {
         let mut g = p.grad();
@@ -150,7 +151,8 @@ pub fn compute_update(
     let mut values = LossValues::default();
     let mut total = Tensor::zeros([], (Kind::Float, model.device()));
     if losses.seg {
-        let l = losses::seg_cross_entropy(out.seg.as_ref().expect("seg head ran"), batch.seg.as_ref().expect("checked"));
+        let l =
+            losses::seg_cross_entropy(out.seg.as_ref().expect("seg head ran"), batch.seg.as_ref().expect("checked"));
         values.seg = Some(scalar(&l));
         total = total + l;
     }
@@ -170,7 +172,11 @@ pub fn compute_update(
             total = total + l * distill.weight;
         }
         if losses.distill_depth {
-            let l = losses::distill_depth(out.depth.as_ref().expect("depth head ran"), t.depth.as_ref().expect("teacher depth ran"), None);
+            let l = losses::distill_depth(
+                out.depth.as_ref().expect("depth head ran"),
+                t.depth.as_ref().expect("teacher depth ran"),
+                None,
+            );
             values.distill_depth = Some(scalar(&l));
             total = total + l * distill.weight;
         }
@@ -226,7 +232,8 @@ fn merge_maps(updates: &[&Update], pick: impl Fn(&Update) -> &BTreeMap<String, T
 }
 
 fn merge_loss(updates: &[&Update], pick: impl Fn(&LossValues) -> Option<f64>) -> Option<f64> {
-    let items: Vec<(f64, f64)> = updates.iter().filter_map(|u| pick(&u.losses).map(|v| (u.samples as f64, v))).collect();
+    let items: Vec<(f64, f64)> =
+        updates.iter().filter_map(|u| pick(&u.losses).map(|v| (u.samples as f64, v))).collect();
     let w: f64 = items.iter().map(|(w, _)| w).sum();
     (!items.is_empty()).then(|| items.iter().map(|(wi, v)| wi * v).sum::<f64>() / w)
 }
@@ -292,7 +299,14 @@ mod tests {
     fn computing_an_update_leaves_the_model_unchanged() {
         let m = model();
         let before: BTreeMap<String, Tensor> = m.variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
-        let u = compute_update(&m, &batch(2, 0), &Losses { seg: true, depth: true, ..Default::default() }, NO_DISTILL, None).unwrap();
+        let u = compute_update(
+            &m,
+            &batch(2, 0),
+            &Losses { seg: true, depth: true, ..Default::default() },
+            NO_DISTILL,
+            None,
+        )
+        .unwrap();
         assert!(!u.grads.is_empty() && !u.buffers.is_empty());
         let after = m.variables();
         assert!(before.iter().all(|(n, t)| t.equal(&after[n])), "variables changed");
@@ -301,7 +315,8 @@ mod tests {
     #[test]
     fn a_seg_only_update_carries_no_depth_head_tensors() {
         let m = model();
-        let u = compute_update(&m, &batch(2, 0), &Losses { seg: true, ..Default::default() }, NO_DISTILL, None).unwrap();
+        let u =
+            compute_update(&m, &batch(2, 0), &Losses { seg: true, ..Default::default() }, NO_DISTILL, None).unwrap();
         assert!(u.grads.keys().all(|n| Part::of(n) != Some(Part::DepthHead)));
         assert!(u.buffers.keys().all(|n| Part::of(n) != Some(Part::DepthHead)));
         assert!(u.grads.keys().any(|n| Part::of(n) == Some(Part::SegHead)));
@@ -315,16 +330,19 @@ mod tests {
         b.depth = None;
         let e = compute_update(&m, &b, &Losses { depth: true, ..Default::default() }, NO_DISTILL, None).unwrap_err();
         assert!(e.to_string().contains("depth"));
-        let e = compute_update(&m, &b, &Losses { seg: true, distill_depth: true, ..Default::default() }, NO_DISTILL, None)
-            .unwrap_err();
+        let e =
+            compute_update(&m, &b, &Losses { seg: true, distill_depth: true, ..Default::default() }, NO_DISTILL, None)
+                .unwrap_err();
         assert!(matches!(e, StepError::MissingTeacher));
     }
 
     #[test]
     fn merging_weights_the_encoder_by_samples_and_each_head_by_its_owners() {
         let m = model();
-        let seg = compute_update(&m, &batch(3, 1), &Losses { seg: true, ..Default::default() }, NO_DISTILL, None).unwrap();
-        let depth = compute_update(&m, &batch(1, 2), &Losses { depth: true, ..Default::default() }, NO_DISTILL, None).unwrap();
+        let seg =
+            compute_update(&m, &batch(3, 1), &Losses { seg: true, ..Default::default() }, NO_DISTILL, None).unwrap();
+        let depth =
+            compute_update(&m, &batch(1, 2), &Losses { depth: true, ..Default::default() }, NO_DISTILL, None).unwrap();
         let merged = merge(&[&seg, &depth]).unwrap();
         assert_eq!(merged.samples, 4);
         for (name, g) in &merged.grads {
@@ -344,8 +362,14 @@ mod tests {
         t.copy_from(&m);
         // In eval mode the teacher uses running statistics while the student uses batch
         // statistics, so outputs differ slightly; the loss is small but the terms exist.
-        let u = compute_update(&m, &batch(2, 0), &Losses { seg: true, distill_depth: true, ..Default::default() }, NO_DISTILL, Some(&t))
-            .unwrap();
+        let u = compute_update(
+            &m,
+            &batch(2, 0),
+            &Losses { seg: true, distill_depth: true, ..Default::default() },
+            NO_DISTILL,
+            Some(&t),
+        )
+        .unwrap();
         assert!(u.losses.distill_depth.unwrap() >= 0.0);
         assert!(u.grads.keys().any(|n| Part::of(n) == Some(Part::DepthHead)), "distillation trains the depth head");
     }

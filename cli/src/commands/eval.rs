@@ -1,0 +1,56 @@
+//! `dmtl eval`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use dmtl_core::checkpoint::Checkpoint;
+use dmtl_core::data::Split;
+use dmtl_core::model::Model;
+
+use crate::table::print_metrics;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A checkpoint written by `dmtl train` (checkpoints/step-*.safetensors).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dataset root in the Cityscapes layout.
+    #[arg(long)]
+    data_root: PathBuf,
+    /// The split to evaluate.
+    #[arg(long, default_value = "val")]
+    split: Split,
+    /// `cpu` or `cuda:N` (default: the checkpoint's training device if present, else cpu).
+    #[arg(long)]
+    device: Option<String>,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let ckpt = Checkpoint::load(&args.checkpoint)?;
+    let mut data = ckpt.config.data.clone();
+    data.root = args.data_root.display().to_string();
+    let device_name = args.device.clone().unwrap_or_else(|| "cpu".into());
+    let device = dmtl_core::device::open_device(&device_name).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    dmtl_core::device::set_threads(ckpt.config.train.threads);
+    let model = Model::new(&ckpt.config.model, data.classes.num_classes(), device, 0);
+    let weights = ckpt.model.iter().map(|(n, t)| (n.clone(), t.to_device(device))).collect();
+    model.load_tensors(&weights).with_context(|| format!("{}", args.checkpoint.display()))?;
+    let samples = dmtl_core::data::dataset::load_split(&data, args.split)?;
+    let metrics = dmtl_core::train::evaluate(&model, &samples, ckpt.config.eval.batch_size);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    } else {
+        println!(
+            "{} on {} ({} images, step {})",
+            args.checkpoint.display(),
+            args.split,
+            samples.len(),
+            ckpt.state.step
+        );
+        print_metrics(&metrics);
+    }
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! Single-process training (`dmtl train`): the loop around the shared step,
+//! with evaluation, checkpoints and resumption.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::eval::evaluate;
+use super::step::{apply, compute_update, merge, DistillParams, LossValues, StepError};
+use crate::checkpoint::{self, Checkpoint, CheckpointError, TrainState};
+use crate::config::Config;
+use crate::data::dataset::load_split;
+use crate::data::loader::{Loader, LoaderSpec};
+use crate::data::sampler::Sampler;
+use crate::data::split::{DisjointSplit, Manifest};
+use crate::data::{DataError, Sample, Split};
+use crate::method::{Pool, Schedule, Teacher};
+use crate::metrics::EvalMetrics;
+use crate::model::{Model, ModelError};
+use crate::optim::{learning_rate, Optimizer};
+use crate::run_dir::{FinalReport, MetricsLine, RunDir, RunDirError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("{path}: {source}")]
+    Model {
+        path: std::path::PathBuf,
+        #[source]
+        source: ModelError,
+    },
+    #[error("{0}")]
+    Step(#[from] StepError),
+    #[error("config key `train.device`: {0}")]
+    Device(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A finished step, for progress display.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// Steps done (1-based).
+    pub step: usize,
+    pub total: usize,
+    pub phase: usize,
+    pub losses: LossValues,
+    pub lr: f64,
+    /// Images per second over the recent steps.
+    pub images_per_s: f64,
+}
+
+/// What the trainer tells its caller; every method has a no-op default.
+pub trait Observer {
+    fn started(&mut self, _start_step: usize, _total: usize, _message: &str) {}
+    fn step(&mut self, _report: &StepReport) {}
+    fn evaluated(&mut self, _step: usize, _metrics: &EvalMetrics) {}
+    fn checkpointed(&mut self, _path: &Path) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// The loaded dataset of a run.
+pub struct RunData {
+    pub train: Arc<Vec<Sample>>,
+    pub val: Vec<Sample>,
+    pub split: DisjointSplit,
+}
+
+impl RunData {
+    pub fn load(config: &Config) -> Result<RunData, TrainError> {
+        let train = load_split(&config.data, Split::Train)?;
+        let val = load_split(&config.data, Split::Val)?;
+        let ids: Vec<String> = train.iter().map(|s| s.id.clone()).collect();
+        let split = DisjointSplit::new(&ids, config.seed);
+        if split.seg.is_empty() || split.depth.is_empty() {
+            return Err(TrainError::Other(format!(
+                "{}: {} training image(s) cannot be split into two non-empty halves",
+                config.data.root,
+                ids.len()
+            )));
+        }
+        Ok(RunData { train: Arc::new(train), val, split })
+    }
+
+    /// The image pools of the whole split.
+    pub fn pools(&self) -> BTreeMap<Pool, Vec<usize>> {
+        Pool::ALL.iter().map(|&p| (p, self.split.pool(p))).collect()
+    }
+}
+
+/// Model, optimizer and teacher of a run, restored from a checkpoint when given.
+pub struct TrainingState {
+    pub model: Model,
+    pub optimizer: Optimizer,
+    pub teacher: Option<Teacher>,
+    pub state: TrainState,
+}
+
+impl TrainingState {
+    pub fn new(config: &Config, device: tch::Device) -> TrainingState {
+        let model = Model::new(&config.model, config.data.classes.num_classes(), device, config.seed);
+        let teacher = config
+            .method
+            .kind
+            .uses_teacher()
+            .then(|| Teacher::new(&model, &config.model, config.distill.teacher, config.distill.ema_decay));
+        TrainingState { optimizer: Optimizer::new(&config.train), model, teacher, state: TrainState::default() }
+    }
+
+    pub fn restore(&mut self, ckpt: &Checkpoint, path: &Path) -> Result<(), TrainError> {
+        let model_err = |source| TrainError::Model { path: path.to_path_buf(), source };
+        let on_device = |m: &BTreeMap<String, tch::Tensor>| -> BTreeMap<String, tch::Tensor> {
+            m.iter().map(|(n, t)| (n.clone(), t.to_device(self.model.device()))).collect()
+        };
+        self.model.load_tensors(&on_device(&ckpt.model)).map_err(model_err)?;
+        if let (Some(teacher), Some(saved)) = (self.teacher.as_mut(), ckpt.teacher.as_ref()) {
+            teacher.model.load_tensors(&on_device(saved)).map_err(model_err)?;
+            teacher.refreshed_at = ckpt.state.teacher_refreshed_at.unwrap_or(0);
+        }
+        self.optimizer
+            .load_state_tensors(&ckpt.optimizer, &self.model.parameters())
+            .map_err(|m| TrainError::Checkpoint(CheckpointError::Format { path: path.to_path_buf(), message: m }))?;
+        self.state = ckpt.state.clone();
+        Ok(())
+    }
+
+    pub fn checkpoint(&self, config: &Config) -> Checkpoint {
+        let cpu =
+            |m: BTreeMap<String, tch::Tensor>| m.into_iter().map(|(n, t)| (n, t.to_device(tch::Device::Cpu))).collect();
+        let mut state = self.state.clone();
+        state.teacher_refreshed_at = self.teacher.as_ref().map(|t| t.refreshed_at);
+        Checkpoint {
+            config: config.clone(),
+            state,
+            model: cpu(self.model.variables()),
+            teacher: self.teacher.as_ref().map(|t| cpu(t.model.variables())),
+            optimizer: self.optimizer.state_tensors(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct LossMeans {
+    sums: BTreeMap<&'static str, (f64, f64)>,
+}
+
+impl LossMeans {
+    fn add(&mut self, l: &LossValues) {
+        for (k, v) in [
+            ("seg", l.seg),
+            ("depth", l.depth),
+            ("distill_seg", l.distill_seg),
+            ("distill_depth", l.distill_depth),
+            ("total", Some(l.total)),
+        ] {
+            if let Some(v) = v {
+                let e = self.sums.entry(k).or_default();
+                e.0 += v;
+                e.1 += 1.0;
+            }
+        }
+    }
+    fn take(&mut self) -> LossValues {
+        let mean = |k: &str| self.sums.get(k).map(|(s, n)| s / n);
+        let out = LossValues {
+            seg: mean("seg"),
+            depth: mean("depth"),
+            distill_seg: mean("distill_seg"),
+            distill_depth: mean("distill_depth"),
+            total: mean("total").unwrap_or(0.0),
+        };
+        self.sums.clear();
+        out
+    }
+}
+
+/// Trains `config` in `run_dir` (resuming from its newest valid checkpoint with
+/// `resume`), and writes metrics, checkpoints and `final.json`.
+pub fn train(
+    config: &Config,
+    run_dir: &Path,
+    resume: bool,
+    observer: &mut dyn Observer,
+) -> Result<FinalReport, TrainError> {
+    let device = crate::device::open_device(&config.train.device).map_err(TrainError::Device)?;
+    crate::device::set_threads(config.train.threads);
+    // Check the data before touching the run directory.
+    let data = RunData::load(config)?;
+    let dir = RunDir::prepare(run_dir, config, resume)?;
+
+    let manifest = data.split.manifest();
+    if resume && dir.split_path().exists() {
+        let old = Manifest::read(&dir.split_path())?;
+        if old != manifest {
+            return Err(TrainError::Other(format!(
+                "{}: the split of the data under {} differs from the run's manifest (were images added or removed?)",
+                dir.split_path().display(),
+                config.data.root
+            )));
+        }
+    } else {
+        manifest.write(&dir.split_path())?;
+    }
+
+    let mut ts = TrainingState::new(config, device);
+    let mut message = format!(
+        "{} method, {} train images ({} seg / {} depth), {} val images, {} parameters on {:?}",
+        config.method.kind,
+        data.train.len(),
+        data.split.seg.len(),
+        data.split.depth.len(),
+        data.val.len(),
+        ts.model.num_parameters(),
+        device
+    );
+    if resume {
+        match checkpoint::newest_valid(&dir.checkpoints()) {
+            Some((path, ckpt)) => {
+                ts.restore(&ckpt, &path)?;
+                message.push_str(&format!(", resumed from {}", path.display()));
+            }
+            None => message.push_str(", no checkpoint to resume from: starting at step 0"),
+        }
+        dir.truncate_metrics(ts.state.step)?;
+    }
+    let total = config.train.steps;
+    let start = ts.state.step;
+    observer.started(start, total, &message);
+    tracing::info!(start, total, "{message}");
+
+    let schedule = Schedule::new(&config.method, &config.distill, config.train.batch_size);
+    let loader = Loader::spawn(LoaderSpec {
+        samples: data.train.clone(),
+        sampler: Sampler::new(config.seed, data.pools()),
+        schedule,
+        steps: start..total,
+        draws: ts.state.draws.clone(),
+        augment: config.data.augment.clone(),
+        depth_target: config.data.depth,
+        prefetch: config.data.prefetch,
+        device,
+    });
+    let distill = DistillParams { weight: config.distill.weight, temperature: config.distill.temperature };
+    let mut means = LossMeans::default();
+    let mut last_metrics = None;
+    let mut window = (Instant::now(), 0usize);
+    let session_start = Instant::now();
+    let wall_before = ts.state.wall_s;
+
+    for step in start..total {
+        let batches = loader.next_step().ok_or_else(|| TrainError::Other("the data loader stopped early".into()))?;
+        let plan = &batches.plan;
+        if plan.refresh_teacher {
+            if let Some(t) = ts.teacher.as_mut() {
+                t.refresh(&ts.model, step);
+            }
+        }
+        let teacher = ts.teacher.as_ref().map(|t| &t.model);
+        let mut updates = Vec::with_capacity(plan.parts.len());
+        for (part, batch) in plan.parts.iter().zip(&batches.parts) {
+            let batch = batch.as_ref().expect("the single-process loader serves every pool");
+            updates.push(compute_update(&ts.model, batch, &part.losses, distill, teacher)?);
+        }
+        let merged = merge(&updates.iter().collect::<Vec<_>>())?;
+        let lr = learning_rate(&config.train, step);
+        apply(&ts.model, &mut ts.optimizer, &merged, lr);
+        if let Some(t) = ts.teacher.as_mut() {
+            if config.distill.teacher == crate::config::TeacherKind::Ema {
+                t.ema_update(&ts.model, step + 1);
+            }
+        }
+        ts.state.step = step + 1;
+        ts.state.draws = batches.draws;
+        ts.state.images_seen += merged.samples as u64;
+        ts.state.wall_s = wall_before + session_start.elapsed().as_secs_f64();
+        ts.state.last_losses = Some(merged.losses.clone());
+        means.add(&merged.losses);
+
+        window.1 += merged.samples;
+        let elapsed = window.0.elapsed().as_secs_f64();
+        let images_per_s = if elapsed > 0.0 { window.1 as f64 / elapsed } else { 0.0 };
+        if elapsed > 10.0 {
+            window = (Instant::now(), 0);
+        }
+        let done = step + 1;
+        observer.step(&StepReport {
+            step: done,
+            total,
+            phase: plan.phase,
+            losses: merged.losses.clone(),
+            lr,
+            images_per_s,
+        });
+        if done % config.train.log_every == 0 {
+            tracing::debug!(step = done, total = merged.losses.total, images_per_s, "train step");
+        }
+
+        if done % config.train.eval_every == 0 || done == total {
+            let metrics = evaluate(&ts.model, &data.val, config.eval.batch_size);
+            let line = MetricsLine {
+                step: done,
+                wall_s: ts.state.wall_s,
+                images_seen: ts.state.images_seen,
+                lr,
+                train: means.take(),
+                val: metrics.clone(),
+            };
+            dir.append_metrics(&line)?;
+            observer.evaluated(done, &metrics);
+            last_metrics = Some(metrics);
+        }
+        if done % config.train.checkpoint_every == 0 || done == total {
+            let path = checkpoint::checkpoint_path(&dir.checkpoints(), done);
+            ts.checkpoint(config).save(&path)?;
+            checkpoint::prune(&dir.checkpoints(), config.train.keep_checkpoints);
+            observer.checkpointed(&path);
+        }
+    }
+    drop(loader);
+
+    let metrics = match last_metrics {
+        Some(m) => m,
+        None => evaluate(&ts.model, &data.val, config.eval.batch_size),
+    };
+    let report = FinalReport {
+        method: config.method.kind.to_string(),
+        seed: config.seed,
+        steps: ts.state.step,
+        wall_s: ts.state.wall_s,
+        seg: metrics.seg,
+        depth: metrics.depth,
+        images_seen: ts.state.images_seen,
+    };
+    dir.write_final(&report)?;
+    Ok(report)
+}
