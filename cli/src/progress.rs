@@ -3,6 +3,8 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dmtl_core::metrics::EvalMetrics;
@@ -12,11 +14,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Progress {
     bar: Option<ProgressBar>,
     last_log: Instant,
+    stop: Arc<AtomicBool>,
 }
 
 impl Progress {
+    /// A progress display; the first Ctrl-C asks training to stop at the end of
+    /// the current step (with a checkpoint), the second exits at once.
     pub fn new() -> Self {
-        Progress { bar: None, last_log: Instant::now() }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after this step (Ctrl-C again to quit at once)");
+        });
+        Progress { bar: None, last_log: Instant::now(), stop }
     }
 
     pub fn finish(&self) {
@@ -91,6 +104,10 @@ impl Observer for Progress {
             Some(bar) => bar.println(line),
             None => tracing::info!(step, "{line}"),
         }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
 
     fn checkpointed(&mut self, path: &Path) {

@@ -91,8 +91,11 @@ pub fn encode(tensors: &BTreeMap<String, Tensor>, metadata: HashMap<String, Stri
     safetensors::serialize(views, Some(metadata)).map_err(|e| TensorIoError::Format(e.to_string()))
 }
 
+/// Named tensors and string metadata, as decoded from a safetensors buffer.
+pub type Decoded = (BTreeMap<String, Tensor>, HashMap<String, String>);
+
 /// Decodes a safetensors buffer into CPU tensors and its metadata.
-pub fn decode(bytes: &[u8]) -> Result<(BTreeMap<String, Tensor>, HashMap<String, String>), TensorIoError> {
+pub fn decode(bytes: &[u8]) -> Result<Decoded, TensorIoError> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| TensorIoError::Format(e.to_string()))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(bytes).map_err(|e| TensorIoError::Format(e.to_string()))?;

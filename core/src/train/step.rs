@@ -154,12 +154,12 @@ pub fn compute_update(
         let l =
             losses::seg_cross_entropy(out.seg.as_ref().expect("seg head ran"), batch.seg.as_ref().expect("checked"));
         values.seg = Some(scalar(&l));
-        total = total + l;
+        total += l;
     }
     if losses.depth {
         let l = losses::depth_l1(out.depth.as_ref().expect("depth head ran"), batch.depth.as_ref().expect("checked"));
         values.depth = Some(scalar(&l));
-        total = total + l;
+        total += l;
     }
     if let Some(t) = &targets {
         if losses.distill_seg {
@@ -169,7 +169,7 @@ pub fn compute_update(
                 distill.temperature,
             );
             values.distill_seg = Some(scalar(&l));
-            total = total + l * distill.weight;
+            total += l * distill.weight;
         }
         if losses.distill_depth {
             let l = losses::distill_depth(
@@ -178,7 +178,7 @@ pub fn compute_update(
                 None,
             );
             values.distill_depth = Some(scalar(&l));
-            total = total + l * distill.weight;
+            total += l * distill.weight;
         }
     }
     values.total = scalar(&total);

@@ -39,6 +39,8 @@ pub enum TrainError {
     Step(#[from] StepError),
     #[error("config key `train.device`: {0}")]
     Device(String),
+    #[error("stopped at step {step} of {total}; checkpoint {checkpoint} (continue with --resume)")]
+    Stopped { step: usize, total: usize, checkpoint: std::path::PathBuf },
     #[error("{0}")]
     Other(String),
 }
@@ -62,6 +64,11 @@ pub trait Observer {
     fn step(&mut self, _report: &StepReport) {}
     fn evaluated(&mut self, _step: usize, _metrics: &EvalMetrics) {}
     fn checkpointed(&mut self, _path: &Path) {}
+    /// Asked after every step: `true` stops training after writing a checkpoint
+    /// (Ctrl-C, a time budget, a preemption notice).
+    fn should_stop(&mut self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -318,11 +325,15 @@ pub fn train(
             observer.evaluated(done, &metrics);
             last_metrics = Some(metrics);
         }
-        if done % config.train.checkpoint_every == 0 || done == total {
+        let stop = done < total && observer.should_stop();
+        if done % config.train.checkpoint_every == 0 || done == total || stop {
             let path = checkpoint::checkpoint_path(&dir.checkpoints(), done);
             ts.checkpoint(config).save(&path)?;
             checkpoint::prune(&dir.checkpoints(), config.train.keep_checkpoints);
             observer.checkpointed(&path);
+            if stop {
+                return Err(TrainError::Stopped { step: done, total, checkpoint: path });
+            }
         }
     }
     drop(loader);
