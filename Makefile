@@ -42,9 +42,10 @@ fmt:
 bench: build
 	bench/run.sh
 
-## Regenerates the PyTorch reference values the loss/metric tests compare with.
+## Regenerates the PyTorch reference values the loss, metric and resize tests compare with.
 fixtures: setup
-	$(VENV)/bin/python core/tests/fixtures/make_fixtures.py core/tests/fixtures
+	$(VENV)/bin/python core/tests/fixtures/make_loss_fixtures.py core/tests/fixtures
+	$(VENV)/bin/python core/tests/fixtures/make_resize_fixture.py core/tests/fixtures
 
 clean:
 	cargo clean

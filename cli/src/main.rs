@@ -2,6 +2,7 @@
 
 mod commands;
 mod progress;
+mod runtime;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Train(_) | Command::Eval(_)) {
+        runtime::tune();
+    }
     let result = match cli.command {
         Command::Train(args) => commands::train::run(args),
         Command::Eval(args) => commands::eval::run(args),

@@ -42,6 +42,26 @@ pub struct TrainState {
     /// Training wall time so far, in seconds.
     pub wall_s: f64,
     pub last_losses: Option<LossValues>,
+    #[serde(default)]
+    pub loader: LoaderStats,
+}
+
+/// How the background loader kept up (summed over steps).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoaderStats {
+    pub steps: u64,
+    /// Loader-thread seconds spent drawing, augmenting and stacking batches.
+    pub prepare_s: f64,
+    /// Training-thread seconds spent waiting for a batch.
+    pub wait_s: f64,
+}
+
+impl LoaderStats {
+    pub fn add(&mut self, prepare_s: f64, wait_s: f64) {
+        self.steps += 1;
+        self.prepare_s += prepare_s;
+        self.wait_s += wait_s;
+    }
 }
 
 #[derive(Debug)]

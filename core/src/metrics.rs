@@ -50,10 +50,12 @@ impl ConfusionMatrix {
         self.counts[truth * self.classes + pred]
     }
 
-    /// Adds predictions `pred [B, H, W]` against `target [B, H, W]` (int64; 255 ignored).
+    /// Adds predictions `pred [B, H, W]` against `target [B, H, W]` (int64; 255
+    /// ignored; pairs with a class outside `0..classes` skipped, as in `add_pairs`).
     pub fn add(&mut self, pred: &Tensor, target: &Tensor) {
         let n = self.classes as i64;
-        let valid = target.ne(IGNORE as i64).logical_and(&target.lt(n));
+        let valid =
+            target.ne(IGNORE as i64).logical_and(&target.lt(n)).logical_and(&pred.ge(0)).logical_and(&pred.lt(n));
         let index = (target.masked_select(&valid) * n + pred.masked_select(&valid)).to_kind(Kind::Int64);
         let counts = index.bincount::<Tensor>(None, n * n).to_device(tch::Device::Cpu).to_kind(Kind::Int64);
         let counts: Vec<i64> = Vec::try_from(&counts).expect("bincount is a 1-d int64 tensor");

@@ -58,17 +58,21 @@ impl Optimizer {
                 slot.t += 1;
                 match self.kind {
                     OptimizerKind::Adam => {
+                        // As PyTorch's single-tensor AdamW, with few temporaries:
+                        // p ← p·(1 − lr·wd); m ← lerp(m, g, 1 − β1); v ← β2·v + (1 − β2)·g²;
+                        // p ← p − lr/c1 · m / (√v / √c2 + ε).
                         let (b1, b2) = self.betas;
                         if self.weight_decay > 0.0 {
                             let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay);
                         }
-                        let _ = slot.m.g_mul_scalar_(b1).g_add_(&(g * (1.0 - b1)));
+                        let _ = slot.m.lerp_(g, 1.0 - b1);
                         let v = slot.v.as_mut().expect("adam slots have a second moment");
-                        let _ = v.g_mul_scalar_(b2).g_add_(&(g * g * (1.0 - b2)));
+                        let _ = v.g_mul_scalar_(b2).addcmul_(&(g * (1.0 - b2)), g);
                         let c1 = 1.0 - b1.powi(slot.t as i32);
-                        let c2 = 1.0 - b2.powi(slot.t as i32);
-                        let denom = (&*v / c2).sqrt() + self.eps;
-                        let _ = p.g_sub_(&(&slot.m / &denom * (lr / c1)));
+                        let c2_sqrt = (1.0 - b2.powi(slot.t as i32)).sqrt();
+                        let mut denom = v.sqrt();
+                        let _ = denom.g_add_scalar_(self.eps * c2_sqrt);
+                        let _ = p.addcdiv_(&(&slot.m * (-lr * c2_sqrt / c1)), &denom);
                     }
                     OptimizerKind::Sgd => {
                         let g = if self.weight_decay > 0.0 { g + &p * self.weight_decay } else { g.shallow_clone() };

@@ -55,6 +55,9 @@ pub struct FinalReport {
     pub depth: DepthMetrics,
     #[serde(default)]
     pub images_seen: u64,
+    /// How the background loader kept up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loader: Option<crate::checkpoint::LoaderStats>,
 }
 
 impl FinalReport {

@@ -56,6 +56,10 @@ pub struct StepReport {
     pub lr: f64,
     /// Images per second over the recent steps.
     pub images_per_s: f64,
+    /// Seconds the loader thread spent preparing this step's batches.
+    pub prepare_s: f64,
+    /// Seconds the training thread waited for them (0 when prefetching keeps up).
+    pub wait_s: f64,
 }
 
 /// What the trainer tells its caller; every method has a no-op default.
@@ -264,7 +268,11 @@ pub fn train(
     let wall_before = ts.state.wall_s;
 
     for step in start..total {
+        let waited = Instant::now();
         let batches = loader.next_step().ok_or_else(|| TrainError::Other("the data loader stopped early".into()))?;
+        let wait_s = waited.elapsed().as_secs_f64();
+        let batches_prepare_s = batches.prepare_s;
+        ts.state.loader.add(batches_prepare_s, wait_s);
         let plan = &batches.plan;
         if plan.refresh_teacher {
             if let Some(t) = ts.teacher.as_mut() {
@@ -306,6 +314,8 @@ pub fn train(
             losses: merged.losses.clone(),
             lr,
             images_per_s,
+            prepare_s: batches_prepare_s,
+            wait_s,
         });
         if done % config.train.log_every == 0 {
             tracing::debug!(step = done, total = merged.losses.total, images_per_s, "train step");
@@ -350,6 +360,7 @@ pub fn train(
         seg: metrics.seg,
         depth: metrics.depth,
         images_seen: ts.state.images_seen,
+        loader: Some(ts.state.loader.clone()),
     };
     dir.write_final(&report)?;
     Ok(report)

@@ -1,0 +1,37 @@
+//! Process-level settings that libgomp and glibc read only once, at start-up.
+//!
+//! Measured on the 2-core CPU machines this project runs on (BENCHMARKS.md):
+//! - libgomp's default makes idle OpenMP threads sleep on a futex between the
+//!   many small parallel regions of a training step once another thread (the
+//!   data loader) competes for the cores; `OMP_WAIT_POLICY=ACTIVE` keeps them
+//!   spinning, as they do in a plain PyTorch process.
+//! - glibc returns large freed blocks to the kernel (mmap/munmap, trimming), so
+//!   every step's activations fault in fresh zeroed pages; raising the mmap and
+//!   trim thresholds keeps them in the heap.
+//!
+//! Training commands set the defaults the user did not set and re-execute the
+//! binary once. `DMTL_RUNTIME_TUNING=0` turns this off.
+
+use std::os::unix::process::CommandExt;
+
+const MARK: &str = "DMTL_RUNTIME_TUNED";
+
+const DEFAULTS: [(&str, &str); 3] =
+    [("OMP_WAIT_POLICY", "ACTIVE"), ("MALLOC_MMAP_THRESHOLD_", "268435456"), ("MALLOC_TRIM_THRESHOLD_", "1073741824")];
+
+/// Re-executes the current process with the tuned environment, unless it is
+/// already tuned, tuning is disabled, or every variable is set by the user.
+pub fn tune() {
+    if std::env::var_os(MARK).is_some() || std::env::var("DMTL_RUNTIME_TUNING").is_ok_and(|v| v == "0") {
+        return;
+    }
+    let missing: Vec<(&str, &str)> = DEFAULTS.iter().copied().filter(|(k, _)| std::env::var_os(k).is_none()).collect();
+    if missing.is_empty() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1)).env(MARK, "1").envs(missing);
+    let err = cmd.exec(); // returns only on failure
+    tracing::warn!(error = %err, "could not re-execute with tuned OpenMP/malloc settings; continuing");
+}
