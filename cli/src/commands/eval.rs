@@ -20,9 +20,9 @@ pub struct Args {
     /// The split to evaluate.
     #[arg(long, default_value = "val")]
     split: Split,
-    /// `cpu` or `cuda:N` (default: the checkpoint's training device if present, else cpu).
-    #[arg(long)]
-    device: Option<String>,
+    /// `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Print the metrics as JSON.
     #[arg(long)]
     json: bool,
@@ -32,8 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ckpt = Checkpoint::load(&args.checkpoint)?;
     let mut data = ckpt.config.data.clone();
     data.root = args.data_root.display().to_string();
-    let device_name = args.device.clone().unwrap_or_else(|| "cpu".into());
-    let device = dmtl_core::device::open_device(&device_name).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let device = dmtl_core::device::open_device(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     dmtl_core::device::set_threads(ckpt.config.train.threads);
     let model = Model::new(&ckpt.config.model, data.classes.num_classes(), device, 0);
     let weights = ckpt.model.iter().map(|(n, t)| (n.clone(), t.to_device(device))).collect();
