@@ -96,7 +96,7 @@ impl Schedule {
         let phase = step / self.switch_every;
         let b = self.batch_size;
         let only = |pool, losses| vec![PartPlan { pool, count: b, losses }];
-        let seg_phase = phase % 2 == 0;
+        let seg_phase = phase.is_multiple_of(2);
         // Distillation of a task starts once the teacher has been trained on it:
         // in alternating methods after the first phase, in the masked ones after
         // the first refresh period.
@@ -130,7 +130,7 @@ impl Schedule {
         };
         let refresh_teacher = self.kind.uses_teacher()
             && match self.teacher {
-                TeacherKind::Phase => step > 0 && step % self.switch_every == 0,
+                TeacherKind::Phase => step > 0 && step.is_multiple_of(self.switch_every),
                 TeacherKind::Round => true,
                 TeacherKind::Ema => false,
             };
