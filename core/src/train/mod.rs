@@ -3,6 +3,7 @@
 pub mod eval;
 pub mod step;
 pub mod trainer;
+pub mod wire;
 
 pub use eval::evaluate;
 pub use step::{apply, compute_update, merge, Batch, DistillParams, LossValues, StepError, Update};
