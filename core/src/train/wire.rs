@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Kind;
 
 use super::step::{LossValues, Update};
 use crate::model::{Model, ModelError};
@@ -132,7 +132,7 @@ mod tests {
     use crate::config::ModelConfig;
     use crate::method::Losses;
     use crate::train::{compute_update, Batch, DistillParams};
-    use tch::Device;
+    use tch::{Device, Tensor};
 
     fn model(seed: u64) -> Model {
         Model::new(&ModelConfig { width: 4, blocks: vec![1, 1], decoder_ratio: 1.0 }, 3, Device::Cpu, seed)
