@@ -23,6 +23,36 @@ fn eval_of_the_last_checkpoint_prints_the_final_metrics() {
         let (a, b) = (eval[task][key].as_f64().unwrap(), fin[task][key].as_f64().unwrap());
         assert!((a - b).abs() < 1e-9, "{task}.{key}: eval {a} vs final {b}");
     }
+    // Against its own final.json, Δm is zero.
+    let fin_path = run_dir.join("final.json");
+    let out = run(&[
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data-root",
+        dataset().to_str().unwrap(),
+        "--baseline",
+        fin_path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(eval["delta_m"]["percent"].as_f64().unwrap().abs() < 1e-9);
+    assert_eq!(eval["delta_m"]["baseline_method"], "masked");
+    // A baseline that is not a final.json is named in the error.
+    let bogus = dir.path().join("bogus.json");
+    std::fs::write(&bogus, "{}").unwrap();
+    let out = run(&[
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data-root",
+        dataset().to_str().unwrap(),
+        "--baseline",
+        bogus.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("bogus.json"), "{}", stderr(&out));
 }
 
 #[test]

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use dmtl_core::checkpoint::Checkpoint;
 use dmtl_core::data::Split;
+use dmtl_core::metrics::delta_m;
 use dmtl_core::model::Model;
+use dmtl_core::run_dir::FinalReport;
 
 use crate::table::print_metrics;
 
@@ -23,6 +25,10 @@ pub struct Args {
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// A baseline run's final.json: also report Δm against it (mean relative
+    /// change of mIoU, pixel accuracy, abs err and rel err, in %, higher is better).
+    #[arg(long, value_name = "FINAL_JSON")]
+    baseline: Option<PathBuf>,
     /// Print the metrics as JSON.
     #[arg(long)]
     json: bool,
@@ -39,17 +45,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     model.load_tensors(&weights).with_context(|| format!("{}", args.checkpoint.display()))?;
     let samples = dmtl_core::data::dataset::load_split(&data, args.split)?;
     let metrics = dmtl_core::train::evaluate(&model, &samples, ckpt.config.eval.batch_size);
+    let delta_m = match &args.baseline {
+        Some(path) => {
+            let base = FinalReport::read(path)?;
+            Some((path, base.method.clone(), delta_m(&metrics, &base.metrics())))
+        }
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&metrics)?);
+        let mut value = serde_json::to_value(&metrics)?;
+        if let Some((path, method, dm)) = &delta_m {
+            value["delta_m"] = serde_json::json!({ "baseline": path, "baseline_method": method, "percent": dm });
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        println!(
-            "{} on {} ({} images, step {})",
-            args.checkpoint.display(),
-            args.split,
-            samples.len(),
-            ckpt.state.step
-        );
+        let (ckpt_path, step) = (args.checkpoint.display(), ckpt.state.step);
+        println!("{ckpt_path} on {} ({} images, step {step})", args.split, samples.len());
         print_metrics(&metrics);
+        if let Some((path, method, dm)) = &delta_m {
+            println!("Δm against {} ({method}): {dm:+.2} %", path.display());
+        }
     }
     Ok(())
 }
