@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 /// Train one network for semantic segmentation and depth when each task is
 /// labelled on its own, disjoint half of the data.
 #[derive(Parser)]
-#[command(name = "dmtl", version, about, long_about = None)]
+#[command(name = "dmtl", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
