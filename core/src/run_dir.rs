@@ -77,7 +77,29 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// Keys that only say where or how fast to run; a resumed run may change them.
+pub const RUNTIME_KEYS: [&str; 7] = [
+    "data.root",
+    "data.load_threads",
+    "data.prefetch",
+    "train.device",
+    "train.threads",
+    "train.log_every",
+    "eval.batch_size",
+];
+
+/// The first key (dotted) whose value differs between two configs, ignoring
+/// [`RUNTIME_KEYS`]: `(key, old, new)`.
+pub fn config_difference(old: &Config, new: &Config) -> Option<(String, String, String)> {
+    let old: toml::Value = toml::from_str(&old.to_toml()).expect("a config round-trips");
+    let new: toml::Value = toml::from_str(&new.to_toml()).expect("a config round-trips");
+    first_difference(&old, &new, "")
+}
+
 fn first_difference(old: &toml::Value, new: &toml::Value, prefix: &str) -> Option<(String, String, String)> {
+    if RUNTIME_KEYS.contains(&prefix) {
+        return None;
+    }
     match (old, new) {
         (toml::Value::Table(a), toml::Value::Table(b)) => {
             let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
@@ -126,10 +148,9 @@ impl RunDir {
         let config_path = dir.config_path();
         if resume && config_path.exists() {
             let text = std::fs::read_to_string(&config_path).map_err(io(&config_path))?;
-            let old: toml::Value = toml::from_str(&text)
+            let old = Config::from_toml_str(&text, &config_path, &[])
                 .map_err(|e| RunDirError::Invalid { path: config_path.clone(), message: e.to_string() })?;
-            let new: toml::Value = toml::from_str(&config.to_toml()).expect("a config round-trips");
-            if let Some((key, old, new)) = first_difference(&old, &new, "") {
+            if let Some((key, old, new)) = config_difference(&old, config) {
                 return Err(RunDirError::ConfigChanged { path: config_path, key, old, new });
             }
         } else if !resume {
@@ -214,5 +235,16 @@ mod tests {
         let e = RunDir::prepare(dir.path(), &changed, true).unwrap_err().to_string();
         assert!(e.contains("train.lr"), "{e}");
         RunDir::prepare(dir.path(), &Config::default(), true).unwrap();
+    }
+
+    #[test]
+    fn resuming_on_another_device_or_data_location_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        RunDir::prepare(dir.path(), &Config::default(), false).unwrap();
+        let mut moved = Config::default();
+        moved.train.device = "cuda:1".into();
+        moved.data.root = "/elsewhere".into();
+        moved.train.threads = 16;
+        RunDir::prepare(dir.path(), &moved, true).unwrap();
     }
 }

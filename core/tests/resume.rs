@@ -91,3 +91,65 @@ fn a_resumed_distill_run_equals_an_uninterrupted_one() {
 fn a_resumed_masked_distill_run_with_an_ema_teacher_equals_an_uninterrupted_one() {
     resume_matches_uninterrupted("masked-distill", "ema");
 }
+
+fn tiny_data() -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let spec = SyntheticSpec { out: data.path().to_path_buf(), train: 12, val: 4, height: 32, width: 64, seed: 4 };
+    generate(&spec, &|_| {}).unwrap();
+    data
+}
+
+#[test]
+fn resuming_when_no_checkpoint_loads_is_refused_and_changes_nothing() {
+    let data = tiny_data();
+    let mut cfg = config(data.path(), "masked", "phase");
+    cfg.train.steps = 4;
+    let run = tempfile::tempdir().unwrap();
+    train(&cfg, run.path(), false, &mut Silent).unwrap();
+    let ckpt = run.path().join("checkpoints/step-00000004.safetensors");
+    std::fs::write(&ckpt, b"torn").unwrap();
+    let metrics = std::fs::read(run.path().join("metrics.jsonl")).unwrap();
+    let e = train(&cfg, run.path(), true, &mut Silent).unwrap_err().to_string();
+    assert!(e.contains("none of its 1 checkpoint(s) loads"), "{e}");
+    assert_eq!(std::fs::read(run.path().join("metrics.jsonl")).unwrap(), metrics);
+    assert_eq!(std::fs::read(&ckpt).unwrap(), b"torn");
+}
+
+#[test]
+fn resuming_with_a_config_that_differs_from_the_checkpoints_is_refused() {
+    let data = tiny_data();
+    let mut cfg = config(data.path(), "masked", "phase");
+    cfg.train.steps = 4;
+    let run = tempfile::tempdir().unwrap();
+    match train(&cfg, run.path(), false, &mut StopAt(2, 0)) {
+        Err(TrainError::Stopped { step: 2, .. }) => {}
+        other => panic!("expected a stop at step 2, got {other:?}"),
+    }
+    std::fs::remove_file(run.path().join("config.toml")).unwrap();
+    cfg.train.lr = 0.5;
+    let e = train(&cfg, run.path(), true, &mut Silent).unwrap_err().to_string();
+    assert!(e.contains("train.lr"), "{e}");
+}
+
+#[test]
+fn an_unreadable_newer_checkpoint_is_moved_aside_not_kept_by_pruning() {
+    let data = tiny_data();
+    let mut cfg = config(data.path(), "masked", "phase");
+    cfg.train.steps = 6;
+    cfg.train.keep_checkpoints = 1;
+    let run = tempfile::tempdir().unwrap();
+    match train(&cfg, run.path(), false, &mut StopAt(2, 0)) {
+        Err(TrainError::Stopped { step: 2, .. }) => {}
+        other => panic!("expected a stop at step 2, got {other:?}"),
+    }
+    let broken = run.path().join("checkpoints/step-00000005.safetensors");
+    std::fs::write(&broken, b"torn").unwrap();
+    train(&cfg, run.path(), true, &mut Silent).unwrap();
+    let names: Vec<String> = std::fs::read_dir(run.path().join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(names.contains(&"step-00000006.safetensors".to_string()), "{names:?}");
+    assert!(names.contains(&"step-00000005.safetensors.unreadable".to_string()), "{names:?}");
+}

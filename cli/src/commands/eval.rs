@@ -36,6 +36,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let ckpt = Checkpoint::load(&args.checkpoint)?;
+    // Read the baseline before spending time on the evaluation.
+    let baseline = args.baseline.as_ref().map(|p| FinalReport::read(p).map(|b| (p, b))).transpose()?;
     let mut data = ckpt.config.data.clone();
     data.root = args.data_root.display().to_string();
     let device = dmtl_core::device::open_device(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
@@ -45,13 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     model.load_tensors(&weights).with_context(|| format!("{}", args.checkpoint.display()))?;
     let samples = dmtl_core::data::dataset::load_split(&data, args.split)?;
     let metrics = dmtl_core::train::evaluate(&model, &samples, ckpt.config.eval.batch_size);
-    let delta_m = match &args.baseline {
-        Some(path) => {
-            let base = FinalReport::read(path)?;
-            Some((path, base.method.clone(), delta_m(&metrics, &base.metrics())))
-        }
-        None => None,
-    };
+    let delta_m = baseline.map(|(path, base)| (path, base.method.clone(), delta_m(&metrics, &base.metrics())));
     if args.json {
         let mut value = serde_json::to_value(&metrics)?;
         if let Some((path, method, dm)) = &delta_m {

@@ -12,6 +12,14 @@ pub use error::ConfigError;
 pub use schema::*;
 pub use validate::validate;
 
+fn apply_overrides(table: &toml::Table, overrides: &[String], origin: &Path) -> Result<String, ConfigError> {
+    let mut table = table.clone();
+    for arg in overrides {
+        overrides::apply(&mut table, arg)?;
+    }
+    toml::to_string(&table).map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })
+}
+
 impl Config {
     /// Reads `path`, applies `overrides` (`key=value`), parses and validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config, ConfigError> {
@@ -27,19 +35,26 @@ impl Config {
             message: e.to_string().trim_end().to_string(),
         };
         // Parse the file as written first, so that errors point into it.
-        let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        let table: toml::Table = toml::from_str(text).map_err(parse_err)?;
         if !table.contains_key("version") {
             return Err(ConfigError::MissingVersion { path: origin.to_path_buf(), expected: CONFIG_VERSION });
         }
         let mut config: Config = toml::from_str(text).map_err(parse_err)?;
         if !overrides.is_empty() {
-            for arg in overrides {
-                overrides::apply(&mut table, arg)?;
-            }
-            let merged = toml::to_string(&table)
-                .map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })?;
-            config = toml::from_str(&merged)
-                .map_err(|e| ConfigError::Override { arg: overrides.join(" "), message: e.message().to_string() })?;
+            let merged = apply_overrides(&table, overrides, origin)?;
+            config = toml::from_str(&merged).map_err(|e| {
+                // Name the override that breaks the config on its own, if one does.
+                let culprit = overrides
+                    .iter()
+                    .find(|arg| {
+                        apply_overrides(&table, std::slice::from_ref(*arg), origin)
+                            .map(|t| toml::from_str::<Config>(&t).is_err())
+                            .unwrap_or(true)
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| overrides.join(" "));
+                ConfigError::Override { arg: culprit, message: e.message().to_string() }
+            })?;
         }
         validate(&config)?;
         Ok(config)

@@ -64,12 +64,14 @@ pub fn validate(c: &Config) -> R {
 
     let t = &c.train;
     positive("train.steps", t.steps)?;
-    positive("train.batch_size", t.batch_size)?;
-    if matches!(c.method.kind, MethodKind::Masked | MethodKind::MaskedDistill) {
-        check(t.batch_size >= 2, "train.batch_size", || {
-            format!("must be at least 2 for method `{}` (half from each task)", c.method.kind)
-        })?;
-    }
+    // BatchNorm needs at least two images in every batch part.
+    let min_batch = if matches!(c.method.kind, MethodKind::Masked | MethodKind::MaskedDistill) { 4 } else { 2 };
+    check(t.batch_size >= min_batch, "train.batch_size", || {
+        format!(
+            "must be at least {min_batch} for method `{}` (BatchNorm needs two images per batch part) (got {})",
+            c.method.kind, t.batch_size
+        )
+    })?;
     check(t.lr.is_finite() && t.lr > 0.0, "train.lr", || format!("must be > 0 (got {})", t.lr))?;
     finite_in("train.weight_decay", t.weight_decay, 0.0, 1.0, true)?;
     finite_in("train.momentum", t.momentum, 0.0, 1.0, false)?;

@@ -39,6 +39,10 @@ pub enum TrainError {
     Step(#[from] StepError),
     #[error("config key `train.device`: {0}")]
     Device(String),
+    #[error("training diverged at step {step}: the loss is {loss} ({losses}); nothing from this step was saved")]
+    Diverged { step: usize, loss: f64, losses: String },
+    #[error("{path}: cannot resume: {message}")]
+    Resume { path: std::path::PathBuf, message: String },
     #[error("stopped at step {step} of {total}; checkpoint {checkpoint} (continue with --resume)")]
     Stopped { step: usize, total: usize, checkpoint: std::path::PathBuf },
     #[error("{0}")]
@@ -234,14 +238,49 @@ pub fn train(
         device
     );
     if resume {
+        let listed = checkpoint::list(&dir.checkpoints());
         match checkpoint::newest_valid(&dir.checkpoints()) {
             Some((path, ckpt)) => {
+                if let Some((key, old, new)) = crate::run_dir::config_difference(&ckpt.config, config) {
+                    return Err(TrainError::Resume {
+                        path,
+                        message: format!("config key `{key}` differs from the checkpoint's ({old} → {new})"),
+                    });
+                }
                 ts.restore(&ckpt, &path)?;
+                // Newer checkpoints that do not load are kept aside (never deleted), so that
+                // pruning cannot keep them instead of the ones this run writes.
+                for (step, broken) in listed.iter().filter(|(s, _)| *s > ckpt.state.step) {
+                    let aside = broken.with_extension("safetensors.unreadable");
+                    std::fs::rename(broken, &aside).map_err(|e| TrainError::Resume {
+                        path: broken.clone(),
+                        message: format!("cannot move the unreadable checkpoint of step {step} aside: {e}"),
+                    })?;
+                    tracing::warn!(path = %aside.display(), "unreadable checkpoint moved aside");
+                }
                 message.push_str(&format!(", resumed from {}", path.display()));
+            }
+            None if !listed.is_empty() => {
+                return Err(TrainError::Resume {
+                    path: dir.checkpoints(),
+                    message: format!("none of its {} checkpoint(s) loads; nothing was changed", listed.len()),
+                });
+            }
+            None if dir.metrics_path().exists() || dir.final_path().exists() => {
+                return Err(TrainError::Resume {
+                    path: dir.path.clone(),
+                    message: "it holds metrics but no checkpoint to continue from; nothing was changed".into(),
+                });
             }
             None => message.push_str(", no checkpoint to resume from: starting at step 0"),
         }
         dir.truncate_metrics(ts.state.step)?;
+    }
+    if config.method.kind.uses_teacher() && config.distill.teacher == crate::config::TeacherKind::Round {
+        tracing::warn!(
+            "distill.teacher = \"round\" in a single process is the model before each step; \
+             it is meant for distributed rounds"
+        );
     }
     let total = config.train.steps;
     let start = ts.state.step;
@@ -286,6 +325,13 @@ pub fn train(
             updates.push(compute_update(&ts.model, batch, &part.losses, distill, teacher)?);
         }
         let merged = merge(&updates.iter().collect::<Vec<_>>())?;
+        if !merged.losses.total.is_finite() {
+            return Err(TrainError::Diverged {
+                step: step + 1,
+                loss: merged.losses.total,
+                losses: serde_json::to_string(&merged.losses).unwrap_or_default(),
+            });
+        }
         let lr = learning_rate(&config.train, step);
         apply(&ts.model, &mut ts.optimizer, &merged, lr);
         if let Some(t) = ts.teacher.as_mut() {
