@@ -1,0 +1,106 @@
+//! The merger: the coordinator's copy of the model, its optimizer and its
+//! teacher. It publishes weight snapshots, checks incoming updates and applies
+//! one merged optimizer step per round (sync-SGD mode, `local_steps = 1`)
+//! with exactly the functions of the single-process trainer
+//! (`dmtl_core::train::{merge, apply}`), so that one segmentation and one
+//! depth worker reproduce single-process `masked` training.
+
+use std::collections::HashMap;
+
+use dmtl_core::config::{Config, TeacherKind};
+use dmtl_core::method::{Schedule, StepPlan};
+use dmtl_core::optim::learning_rate;
+use dmtl_core::tensor_io::TensorIoError;
+use dmtl_core::train::wire::{self, UpdateError};
+use dmtl_core::train::{apply, merge, LossValues, StepError, TrainingState, Update};
+
+/// The coordinator-side training state of a run.
+pub struct Merger {
+    config: Config,
+    schedule: Schedule,
+    state: TrainingState,
+    /// Version of the published weights; grows by one per merged round.
+    version: u64,
+}
+
+impl Merger {
+    /// A fresh run: weights from the config's seed, as `dmtl train` would start.
+    pub fn new(config: &Config, device: tch::Device) -> Merger {
+        let schedule = Schedule::new(&config.method, &config.distill, config.train.batch_size);
+        Merger { config: config.clone(), schedule, state: TrainingState::new(config, device), version: 0 }
+    }
+
+    /// Steps merged so far (= the next step's index).
+    pub fn step(&self) -> usize {
+        self.state.state.step
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The plan of the next step. Call [`Merger::begin_step`] before publishing it.
+    pub fn plan(&self) -> StepPlan {
+        self.schedule.plan(self.step())
+    }
+
+    /// Refreshes the teacher when the next step's plan says so (a `phase`
+    /// teacher at a phase boundary, a `round` teacher every round). Returns
+    /// whether the teacher changed, i.e. must be broadcast again.
+    pub fn begin_step(&mut self) -> bool {
+        let plan = self.plan();
+        let step = self.step();
+        match (&mut self.state.teacher, plan.refresh_teacher) {
+            (Some(t), true) => {
+                t.refresh(&self.state.model, step);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The current weights as a snapshot (safetensors bytes with the version).
+    pub fn weights(&self) -> Result<Vec<u8>, TensorIoError> {
+        let mut meta = HashMap::new();
+        meta.insert("dmtl.version".to_string(), self.version.to_string());
+        wire::encode_weights(&self.state.model, meta)
+    }
+
+    /// The teacher's weights, for methods that distil.
+    pub fn teacher_weights(&self) -> Option<Result<Vec<u8>, TensorIoError>> {
+        self.state.teacher.as_ref().map(|t| {
+            let mut meta = HashMap::new();
+            meta.insert("dmtl.teacher_refreshed_at".to_string(), t.refreshed_at.to_string());
+            wire::encode_weights(&t.model, meta)
+        })
+    }
+
+    /// Decodes and validates an update against the model; nothing is changed.
+    pub fn check(&self, bytes: &[u8]) -> Result<Update, UpdateError> {
+        wire::decode_update(bytes, &self.state.model)
+    }
+
+    /// Merges the round's updates (in the given order) and applies one optimizer
+    /// step; updates the EMA teacher; publishes the next version.
+    pub fn apply_round(&mut self, updates: &[Update]) -> Result<LossValues, StepError> {
+        let merged = merge(&updates.iter().collect::<Vec<_>>())?;
+        let step = self.step();
+        let lr = learning_rate(&self.config.train, step);
+        apply(&self.state.model, &mut self.state.optimizer, &merged, lr);
+        if let Some(t) = self.state.teacher.as_mut() {
+            if self.config.distill.teacher == TeacherKind::Ema {
+                t.ema_update(&self.state.model, step + 1);
+            }
+        }
+        self.state.state.step = step + 1;
+        self.state.state.images_seen += merged.samples as u64;
+        self.state.state.last_losses = Some(merged.losses.clone());
+        self.version += 1;
+        Ok(merged.losses)
+    }
+
+    /// The coordinator's training state (model, optimizer, teacher).
+    pub fn state(&self) -> &TrainingState {
+        &self.state
+    }
+}
