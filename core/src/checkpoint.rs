@@ -44,6 +44,9 @@ pub struct TrainState {
     pub last_losses: Option<LossValues>,
     #[serde(default)]
     pub loader: LoaderStats,
+    /// Train-loss sums since the last evaluation.
+    #[serde(default)]
+    pub loss_sums: crate::train::step::LossSums,
 }
 
 /// How the background loader kept up (summed over steps).

@@ -80,6 +80,13 @@ fn resume_matches_uninterrupted(method: &str, teacher: &str) {
     let lines = |p: &Path| std::fs::read_to_string(p.join("metrics.jsonl")).unwrap().lines().count();
     assert_eq!(lines(whole.path()), 3);
     assert_eq!(lines(parts.path()), 3, "metrics.jsonl has each evaluation once");
+    // The train-loss means logged after the resume cover the same steps.
+    let line = |p: &Path| {
+        let text = std::fs::read_to_string(p.join("metrics.jsonl")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        v["train"]["total"].as_f64().unwrap()
+    };
+    assert!((line(whole.path()) - line(parts.path())).abs() < 1e-9);
 }
 
 #[test]

@@ -77,6 +77,44 @@ pub struct LossValues {
     pub total: f64,
 }
 
+/// Running sums of loss values between two evaluations (checkpointed, so that
+/// a resumed run logs the same means as an uninterrupted one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossSums(pub BTreeMap<String, (f64, u64)>);
+
+impl LossSums {
+    pub fn add(&mut self, l: &LossValues) {
+        let fields = [
+            ("seg", l.seg),
+            ("depth", l.depth),
+            ("distill_seg", l.distill_seg),
+            ("distill_depth", l.distill_depth),
+            ("total", Some(l.total)),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                let e = self.0.entry(k.to_string()).or_default();
+                e.0 += v;
+                e.1 += 1;
+            }
+        }
+    }
+
+    /// The means since the last `take`, and a reset.
+    pub fn take(&mut self) -> LossValues {
+        let mean = |k: &str| self.0.get(k).map(|(s, n)| s / *n as f64);
+        let out = LossValues {
+            seg: mean("seg"),
+            depth: mean("depth"),
+            distill_seg: mean("distill_seg"),
+            distill_depth: mean("distill_depth"),
+            total: mean("total").unwrap_or(0.0),
+        };
+        self.0.clear();
+        out
+    }
+}
+
 /// What one batch part contributes to a step.
 #[derive(Debug)]
 pub struct Update {

@@ -163,41 +163,6 @@ impl TrainingState {
     }
 }
 
-#[derive(Default)]
-struct LossMeans {
-    sums: BTreeMap<&'static str, (f64, f64)>,
-}
-
-impl LossMeans {
-    fn add(&mut self, l: &LossValues) {
-        for (k, v) in [
-            ("seg", l.seg),
-            ("depth", l.depth),
-            ("distill_seg", l.distill_seg),
-            ("distill_depth", l.distill_depth),
-            ("total", Some(l.total)),
-        ] {
-            if let Some(v) = v {
-                let e = self.sums.entry(k).or_default();
-                e.0 += v;
-                e.1 += 1.0;
-            }
-        }
-    }
-    fn take(&mut self) -> LossValues {
-        let mean = |k: &str| self.sums.get(k).map(|(s, n)| s / n);
-        let out = LossValues {
-            seg: mean("seg"),
-            depth: mean("depth"),
-            distill_seg: mean("distill_seg"),
-            distill_depth: mean("distill_depth"),
-            total: mean("total").unwrap_or(0.0),
-        };
-        self.sums.clear();
-        out
-    }
-}
-
 /// Trains `config` in `run_dir` (resuming from its newest valid checkpoint with
 /// `resume`), and writes metrics, checkpoints and `final.json`.
 pub fn train(
@@ -300,7 +265,6 @@ pub fn train(
         device,
     });
     let distill = DistillParams { weight: config.distill.weight, temperature: config.distill.temperature };
-    let mut means = LossMeans::default();
     let mut last_metrics = None;
     let mut window = (Instant::now(), 0usize);
     let session_start = Instant::now();
@@ -344,7 +308,7 @@ pub fn train(
         ts.state.images_seen += merged.samples as u64;
         ts.state.wall_s = wall_before + session_start.elapsed().as_secs_f64();
         ts.state.last_losses = Some(merged.losses.clone());
-        means.add(&merged.losses);
+        ts.state.loss_sums.add(&merged.losses);
 
         window.1 += merged.samples;
         let elapsed = window.0.elapsed().as_secs_f64();
@@ -374,7 +338,7 @@ pub fn train(
                 wall_s: ts.state.wall_s,
                 images_seen: ts.state.images_seen,
                 lr,
-                train: means.take(),
+                train: ts.state.loss_sums.take(),
                 val: metrics.clone(),
             };
             dir.append_metrics(&line)?;
