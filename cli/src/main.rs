@@ -2,6 +2,7 @@
 
 mod commands;
 mod progress;
+mod remote;
 mod runtime;
 mod table;
 
@@ -26,13 +27,26 @@ enum Command {
     GenSynthetic(commands::gen_synthetic::Args),
     /// Summarise a dataset: images, class pixels, disparity statistics.
     DataStats(commands::data_stats::Args),
+    /// Serve a run to segmentation and depth workers (gRPC); evaluate, checkpoint, monitor.
+    Coordinator(commands::coordinator::Args),
+    /// Train rounds for a coordinator on one device.
+    Worker(commands::worker::Args),
+    /// Run coordinator and workers on this machine (loopback), with one progress bar.
+    Local(commands::local::Args),
+    /// Show a running coordinator's status.
+    Status(commands::status::Args),
+    /// Follow a running coordinator: rounds, losses, metrics, workers.
+    Watch(commands::watch::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Train(_) | Command::Eval(_)) {
+    if matches!(
+        cli.command,
+        Command::Train(_) | Command::Eval(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Local(_)
+    ) {
         runtime::tune();
     }
     let result = match cli.command {
@@ -40,6 +54,11 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::GenSynthetic(args) => commands::gen_synthetic::run(args),
         Command::DataStats(args) => commands::data_stats::run(args),
+        Command::Coordinator(args) => commands::coordinator::run(args),
+        Command::Worker(args) => commands::worker::run(args),
+        Command::Local(args) => commands::local::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Watch(args) => commands::watch::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,12 +1,23 @@
 //! dmtl-coordinator: the coordinator of distributed training (DESIGN §2).
 //!
-//! So far: [`merger`], the coordinator's model, optimizer and teacher, which
-//! applies the merged updates of a round with the single-process trainer's own
-//! functions; and [`scheduler`]: the pure logic that hands segmentation, depth
-//! and both-label workers their disjoint shards and runs the round barrier
-//! (membership, heartbeats, losses, stale updates). It does no I/O, holds no
-//! tensors and knows nothing of tonic or tokio; the gRPC service, the merger
-//! and the monitor will drive it with events carrying explicit timestamps.
+//! - [`scheduler`] — pure: membership, disjoint shards, the round barrier.
+//! - [`merger`] — the coordinator's model, optimizer and teacher; merges a
+//!   round with the single-process trainer's own functions.
+//! - [`engine`] — the round loop on its own thread (never on the runtime):
+//!   snapshots, rounds, update validation, merge, evaluation, checkpoints.
+//! - [`hub`] — what the RPC handlers and the round loop share (domain types).
+//! - [`service`] — the gRPC adapters (`dmtl.v1.Coordinator`, `Monitor`),
+//!   error mapping and the bearer-token check.
+//! - [`server`] — [`Coordinator::start`]: prepare, serve (with health,
+//!   reflection, TLS), stop.
+//! - [`prometheus`] — text metrics over HTTP.
 
+pub mod engine;
+pub mod hub;
 pub mod merger;
+pub mod prometheus;
 pub mod scheduler;
+pub mod server;
+pub mod service;
+
+pub use server::{Coordinator, CoordinatorError, CoordinatorOptions, TlsFiles};

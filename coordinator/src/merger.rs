@@ -6,13 +6,25 @@
 //! depth worker reproduce single-process `masked` training.
 
 use std::collections::HashMap;
+use std::path::Path;
 
+use dmtl_core::checkpoint::Checkpoint;
 use dmtl_core::config::{Config, TeacherKind};
 use dmtl_core::method::{Schedule, StepPlan};
 use dmtl_core::optim::learning_rate;
 use dmtl_core::tensor_io::TensorIoError;
 use dmtl_core::train::wire::{self, UpdateError};
-use dmtl_core::train::{apply, merge, LossValues, StepError, TrainingState, Update};
+use dmtl_core::train::{apply, apply_delta, merge, LossValues, StepError, TrainError, TrainingState, Update};
+
+/// How a round's updates change the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeMode {
+    /// Gradients of one step (`local_steps = 1`): the coordinator's optimizer
+    /// applies their merge.
+    Gradients,
+    /// Weight deltas of `steps` local steps: their merge is added to the weights.
+    WeightDelta { steps: usize },
+}
 
 /// The coordinator-side training state of a run.
 pub struct Merger {
@@ -28,6 +40,15 @@ impl Merger {
     pub fn new(config: &Config, device: tch::Device) -> Merger {
         let schedule = Schedule::new(&config.method, &config.distill, config.train.batch_size);
         Merger { config: config.clone(), schedule, state: TrainingState::new(config, device), version: 0 }
+    }
+
+    /// A run continued from a checkpoint (model, optimizer, teacher, step,
+    /// draw counters).
+    pub fn resume(config: &Config, device: tch::Device, ckpt: &Checkpoint, path: &Path) -> Result<Merger, TrainError> {
+        let mut m = Merger::new(config, device);
+        m.state.restore(ckpt, path)?;
+        m.version = m.state.state.step as u64;
+        Ok(m)
     }
 
     /// Steps merged so far (= the next step's index).
@@ -83,24 +104,58 @@ impl Merger {
     /// Merges the round's updates (in the given order) and applies one optimizer
     /// step; updates the EMA teacher; publishes the next version.
     pub fn apply_round(&mut self, updates: &[Update]) -> Result<LossValues, StepError> {
+        self.apply_merged(updates, MergeMode::Gradients).map(|(losses, _)| losses)
+    }
+
+    /// Merges the round's updates (in the given order) and applies them as
+    /// `mode` says; updates the EMA teacher; publishes the next version.
+    /// Returns the merged losses and the images that contributed.
+    pub fn apply_merged(&mut self, updates: &[Update], mode: MergeMode) -> Result<(LossValues, usize), StepError> {
         let merged = merge(&updates.iter().collect::<Vec<_>>())?;
         let step = self.step();
-        let lr = learning_rate(&self.config.train, step);
-        apply(&self.state.model, &mut self.state.optimizer, &merged, lr);
+        let steps = match mode {
+            MergeMode::Gradients => {
+                let lr = learning_rate(&self.config.train, step);
+                apply(&self.state.model, &mut self.state.optimizer, &merged, lr);
+                1
+            }
+            MergeMode::WeightDelta { steps } => {
+                apply_delta(&self.state.model, &merged);
+                steps
+            }
+        };
         if let Some(t) = self.state.teacher.as_mut() {
             if self.config.distill.teacher == TeacherKind::Ema {
-                t.ema_update(&self.state.model, step + 1);
+                t.ema_update(&self.state.model, step + steps);
             }
         }
-        self.state.state.step = step + 1;
+        self.state.state.step = step + steps;
         self.state.state.images_seen += merged.samples as u64;
         self.state.state.last_losses = Some(merged.losses.clone());
+        self.state.state.loss_sums.add(&merged.losses);
         self.version += 1;
-        Ok(merged.losses)
+        Ok((merged.losses, merged.samples))
     }
 
     /// The coordinator's training state (model, optimizer, teacher).
     pub fn state(&self) -> &TrainingState {
         &self.state
+    }
+
+    /// The training state, for the round loop's bookkeeping (draw counters,
+    /// wall time, loss sums).
+    pub fn state_mut(&mut self) -> &mut TrainingState {
+        &mut self.state
+    }
+
+    /// A checkpoint of the run as `dmtl train` writes it.
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.state.checkpoint(&self.config)
+    }
+
+    /// The version of the teacher: the step it was refreshed at, plus one
+    /// (0 is "no teacher").
+    pub fn teacher_version(&self) -> u64 {
+        self.state.teacher.as_ref().map_or(0, |t| t.refreshed_at as u64 + 1)
     }
 }

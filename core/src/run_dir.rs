@@ -78,7 +78,7 @@ pub struct RunDir {
 }
 
 /// Keys that only say where or how fast to run; a resumed run may change them.
-pub const RUNTIME_KEYS: [&str; 7] = [
+pub const RUNTIME_KEYS: [&str; 13] = [
     "data.root",
     "data.load_threads",
     "data.prefetch",
@@ -86,6 +86,12 @@ pub const RUNTIME_KEYS: [&str; 7] = [
     "train.threads",
     "train.log_every",
     "eval.batch_size",
+    "distributed.data_plane",
+    "distributed.min_workers_per_task",
+    "distributed.round_timeout_s",
+    "distributed.heartbeat_interval_ms",
+    "distributed.heartbeat_timeout_ms",
+    "distributed.chunk_bytes",
 ];
 
 /// The first key (dotted) whose value differs between two configs, ignoring

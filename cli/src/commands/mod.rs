@@ -1,6 +1,9 @@
-//! One module per subcommand.
-
+pub mod coordinator;
 pub mod data_stats;
 pub mod eval;
 pub mod gen_synthetic;
+pub mod local;
+pub mod status;
 pub mod train;
+pub mod watch;
+pub mod worker;

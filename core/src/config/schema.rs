@@ -24,6 +24,9 @@ pub struct Config {
     pub distill: DistillConfig,
     pub train: TrainConfig,
     pub eval: EvalConfig,
+    /// The distributed engine (`dmtl coordinator`, `dmtl worker`, `dmtl local`);
+    /// ignored by `dmtl train`.
+    pub distributed: DistributedConfig,
 }
 
 impl Default for Config {
@@ -37,6 +40,7 @@ impl Default for Config {
             distill: DistillConfig::default(),
             train: TrainConfig::default(),
             eval: EvalConfig::default(),
+            distributed: DistributedConfig::default(),
         }
     }
 }
@@ -292,5 +296,64 @@ pub struct EvalConfig {
 impl Default for EvalConfig {
     fn default() -> Self {
         EvalConfig { batch_size: 32 }
+    }
+}
+
+/// How tensors travel between the coordinator and its workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPlane {
+    /// Through the coordinator over gRPC (any machine).
+    Grpc,
+    /// All-reduce between the workers' GPUs (cargo feature `nccl`).
+    Nccl,
+}
+
+impl std::fmt::Display for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DataPlane::Grpc => "grpc",
+            DataPlane::Nccl => "nccl",
+        })
+    }
+}
+
+/// The distributed engine's knobs (DESIGN §2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistributedConfig {
+    /// `grpc` or `nccl`.
+    pub data_plane: DataPlane,
+    /// Training steps a worker runs per round: 1 is synchronous SGD (workers
+    /// push gradients, the coordinator applies the optimizer); more is local
+    /// SGD (workers push weight deltas, the coordinator averages them).
+    pub local_steps: usize,
+    /// Live workers each active task needs for a round to begin, and pushes it
+    /// needs for a round to complete without its stragglers.
+    pub min_workers_per_task: usize,
+    /// Seconds after its start that a round may complete without its stragglers.
+    pub round_timeout_s: f64,
+    /// How often a worker sends a heartbeat.
+    pub heartbeat_interval_ms: u64,
+    /// Silence after which a worker is dropped from the round.
+    pub heartbeat_timeout_ms: u64,
+    /// Payload bytes per chunk of a snapshot or update stream (at most 4 MiB).
+    pub chunk_bytes: usize,
+}
+
+/// The largest `distributed.chunk_bytes` (the proto crate's `MAX_CHUNK_BYTES`).
+pub const MAX_CHUNK_BYTES: usize = 4 << 20;
+
+impl Default for DistributedConfig {
+    fn default() -> Self {
+        DistributedConfig {
+            data_plane: DataPlane::Grpc,
+            local_steps: 1,
+            min_workers_per_task: 1,
+            round_timeout_s: 60.0,
+            heartbeat_interval_ms: 1000,
+            heartbeat_timeout_ms: 10_000,
+            chunk_bytes: 1 << 20,
+        }
     }
 }

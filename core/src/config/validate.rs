@@ -82,5 +82,26 @@ pub fn validate(c: &Config) -> R {
     positive("train.keep_checkpoints", t.keep_checkpoints)?;
     positive("train.log_every", t.log_every)?;
     positive("eval.batch_size", c.eval.batch_size)?;
+
+    let d = &c.distributed;
+    check((1..=100_000).contains(&d.local_steps), "distributed.local_steps", || {
+        format!("must be in [1, 100000] (got {})", d.local_steps)
+    })?;
+    check((1..=4096).contains(&d.min_workers_per_task), "distributed.min_workers_per_task", || {
+        format!("must be in [1, 4096] (got {})", d.min_workers_per_task)
+    })?;
+    finite_in("distributed.round_timeout_s", d.round_timeout_s, 0.001, 86_400.0, true)?;
+    check((10..=600_000).contains(&d.heartbeat_interval_ms), "distributed.heartbeat_interval_ms", || {
+        format!("must be in [10, 600000] (got {})", d.heartbeat_interval_ms)
+    })?;
+    check(d.heartbeat_timeout_ms >= 2 * d.heartbeat_interval_ms, "distributed.heartbeat_timeout_ms", || {
+        format!(
+            "must be at least twice distributed.heartbeat_interval_ms ({}) (got {})",
+            d.heartbeat_interval_ms, d.heartbeat_timeout_ms
+        )
+    })?;
+    check((1024..=MAX_CHUNK_BYTES).contains(&d.chunk_bytes), "distributed.chunk_bytes", || {
+        format!("must be in [1024, {MAX_CHUNK_BYTES}] (got {})", d.chunk_bytes)
+    })?;
     Ok(())
 }

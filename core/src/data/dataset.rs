@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::cityscapes::{load_all, CityscapesIndex, LoadOptions};
+use super::cityscapes::{load_all, load_sample, parallel_map, CityscapesIndex, LoadOptions};
 use super::{DataError, Sample, Split};
 use crate::config::DataConfig;
 
@@ -14,10 +14,27 @@ pub fn load_options(cfg: &DataConfig) -> LoadOptions {
 /// Decodes `split` of `cfg.root` at the configured resolution (the first
 /// `train_limit` / `val_limit` images in id order when set).
 pub fn load_split(cfg: &DataConfig, split: Split) -> Result<Vec<Sample>, DataError> {
-    let index = CityscapesIndex::open(Path::new(&cfg.root), split)?;
+    let index = index_split(cfg, split)?;
+    load_all(&index, &load_options(cfg), cfg.load_threads, None)
+}
+
+/// The index of `split` of `cfg.root`, cut to `train_limit` / `val_limit`
+/// images when set: the sorted id list that image indices point into.
+pub fn index_split(cfg: &DataConfig, split: Split) -> Result<CityscapesIndex, DataError> {
+    let mut index = CityscapesIndex::open(Path::new(&cfg.root), split)?;
     let limit = match split {
         Split::Train => cfg.train_limit,
         Split::Val => cfg.val_limit,
     };
-    load_all(&index, &load_options(cfg), cfg.load_threads, (limit > 0).then_some(limit))
+    if limit > 0 {
+        index.entries.truncate(limit);
+    }
+    Ok(index)
+}
+
+/// Decodes the images at `indices` of `index` (a worker's shard), in that order.
+pub fn load_indices(cfg: &DataConfig, index: &CityscapesIndex, indices: &[usize]) -> Result<Vec<Sample>, DataError> {
+    let entries: Vec<_> = indices.iter().map(|&i| index.entries[i].clone()).collect();
+    let opts = load_options(cfg);
+    parallel_map(&entries, cfg.load_threads, |entry| load_sample(entry, &opts))
 }

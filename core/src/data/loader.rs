@@ -12,7 +12,7 @@ use super::batch::build_batch;
 use super::sampler::{DrawCounters, Sampler};
 use super::{DepthTarget, Sample};
 use crate::config::AugmentConfig;
-use crate::method::{Schedule, StepPlan};
+use crate::method::{PartPlan, Schedule, StepPlan};
 use crate::train::Batch;
 
 /// The batches of one step, one per plan part (`None` for a part whose pool
@@ -25,6 +25,47 @@ pub struct StepBatch {
     pub draws: DrawCounters,
     /// Seconds the loader thread spent preparing this step.
     pub prepare_s: f64,
+}
+
+/// Samples by image index (into the sorted training id list).
+pub trait SampleSource {
+    fn sample(&self, index: usize) -> &Sample;
+}
+
+impl SampleSource for Vec<Sample> {
+    fn sample(&self, index: usize) -> &Sample {
+        &self[index]
+    }
+}
+
+impl SampleSource for std::collections::HashMap<usize, Sample> {
+    fn sample(&self, index: usize) -> &Sample {
+        &self[&index]
+    }
+}
+
+/// The batch of one plan part: draws `first .. first + part.count` of
+/// `part.pool`, augmented, stacked with only the labels the part's losses use
+/// (an image of D_depth never carries its segmentation label into a step).
+/// The single-process loader and the distributed workers both build their
+/// batches here.
+pub fn draw_batch(
+    samples: &dyn SampleSource,
+    sampler: &mut Sampler,
+    part: &PartPlan,
+    first: u64,
+    aug: &AugmentConfig,
+    depth_target: DepthTarget,
+) -> Batch {
+    let items: Vec<Sample> = (first..first + part.count as u64)
+        .map(|k| {
+            let image = sampler.image(part.pool, k);
+            let draw = sampler.augment(part.pool, k, aug.max_scale, aug.flip);
+            augment(samples.sample(image), &draw, depth_target)
+        })
+        .collect();
+    let refs: Vec<&Sample> = items.iter().collect();
+    build_batch(&refs, part.losses.seg, part.losses.depth)
 }
 
 /// What the loader produces.
@@ -73,16 +114,8 @@ impl Loader {
                                 return None;
                             }
                             let first = draws.get(part.pool);
-                            let items: Vec<Sample> = (first..first + part.count as u64)
-                                .map(|k| {
-                                    let image = sampler.image(part.pool, k);
-                                    let draw = sampler.augment(part.pool, k, aug.max_scale, aug.flip);
-                                    augment(&samples[image], &draw, depth_target)
-                                })
-                                .collect();
+                            let batch = draw_batch(&*samples, &mut sampler, part, first, &aug, depth_target);
                             draws.0.insert(part.pool, first + part.count as u64);
-                            let refs: Vec<&Sample> = items.iter().collect();
-                            let batch = build_batch(&refs, part.losses.seg, part.losses.depth);
                             Some(if device == tch::Device::Cpu { batch } else { batch.to_device(device) })
                         })
                         .collect();

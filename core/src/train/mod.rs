@@ -6,5 +6,7 @@ pub mod trainer;
 pub mod wire;
 
 pub use eval::evaluate;
-pub use step::{apply, compute_update, merge, Batch, DistillParams, LossValues, StepError, Update};
-pub use trainer::{train, Observer, Silent, StepReport, TrainError, TrainingState};
+pub use step::{
+    apply, apply_delta, compute_update, merge, weight_delta, Batch, DistillParams, LossValues, StepError, Update,
+};
+pub use trainer::{open_run, train, Observer, RunData, Silent, StepReport, TrainError, TrainingState};

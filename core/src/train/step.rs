@@ -312,6 +312,37 @@ pub fn apply(model: &Model, optimizer: &mut Optimizer, update: &Update, lr: f64)
     });
 }
 
+/// Applies a merged weight delta (local SGD, `distributed.local_steps > 1`):
+/// every parameter in `update.grads` moves by its (sample-weighted mean)
+/// delta, and the merged BatchNorm statistics are copied in.
+pub fn apply_delta(model: &Model, update: &Update) {
+    let params = model.parameters();
+    let buffers = model.buffers();
+    tch::no_grad(|| {
+        for (name, delta) in &update.grads {
+            if let Some(p) = params.get(name) {
+                let _ = p.shallow_clone().g_add_(delta);
+            }
+        }
+        for (name, value) in &update.buffers {
+            if let Some(b) = buffers.get(name) {
+                b.shallow_clone().copy_(value);
+            }
+        }
+    });
+}
+
+/// What a worker in local-SGD mode pushes after its steps: the change of
+/// every parameter since `start` (as `grads`), its current BatchNorm
+/// statistics (as `buffers`), with the round's sample count and mean losses.
+pub fn weight_delta(model: &Model, start: &BTreeMap<String, Tensor>, samples: usize, losses: LossValues) -> Update {
+    let grads = tch::no_grad(|| {
+        model.parameters().iter().filter_map(|(n, p)| start.get(n).map(|s| (n.clone(), p - s))).collect()
+    });
+    let buffers = model.buffers().iter().map(|(n, b)| (n.clone(), b.copy())).collect();
+    Update { grads, buffers, samples, losses }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,7 +95,13 @@ impl RunData {
         let train = load_split(&config.data, Split::Train)?;
         let val = load_split(&config.data, Split::Val)?;
         let ids: Vec<String> = train.iter().map(|s| s.id.clone()).collect();
-        let split = DisjointSplit::new(&ids, config.seed);
+        let split = RunData::split(config, &ids)?;
+        Ok(RunData { train: Arc::new(train), val, split })
+    }
+
+    /// The disjoint split of the sorted training ids, refused when a half would be empty.
+    pub fn split(config: &Config, ids: &[String]) -> Result<DisjointSplit, TrainError> {
+        let split = DisjointSplit::new(ids, config.seed);
         if split.seg.is_empty() || split.depth.is_empty() {
             return Err(TrainError::Other(format!(
                 "{}: {} training image(s) cannot be split into two non-empty halves",
@@ -103,7 +109,7 @@ impl RunData {
                 ids.len()
             )));
         }
-        Ok(RunData { train: Arc::new(train), val, split })
+        Ok(split)
     }
 
     /// The image pools of the whole split.
@@ -163,6 +169,78 @@ impl TrainingState {
     }
 }
 
+/// Writes (or, when resuming, checks) the split manifest of `dir` and finds
+/// the checkpoint to continue from: the newest valid one, after checking
+/// that the config matches it; unreadable newer ones are moved aside, never
+/// deleted. Refuses to resume a run directory that holds results but no
+/// checkpoint. Appends what it did to `message`. Shared by `dmtl train` and
+/// the coordinator.
+pub fn open_run(
+    config: &Config,
+    dir: &RunDir,
+    split: &DisjointSplit,
+    resume: bool,
+    message: &mut String,
+) -> Result<Option<(std::path::PathBuf, Checkpoint)>, TrainError> {
+    let manifest = split.manifest();
+    if resume && dir.split_path().exists() {
+        let old = Manifest::read(&dir.split_path())?;
+        if old != manifest {
+            return Err(TrainError::Other(format!(
+                "{}: the split of the data under {} differs from the run's manifest (were images added or removed?)",
+                dir.split_path().display(),
+                config.data.root
+            )));
+        }
+    } else {
+        manifest.write(&dir.split_path())?;
+    }
+    if !resume {
+        return Ok(None);
+    }
+    let listed = checkpoint::list(&dir.checkpoints());
+    let found = match checkpoint::newest_valid(&dir.checkpoints()) {
+        Some((path, ckpt)) => {
+            if let Some((key, old, new)) = crate::run_dir::config_difference(&ckpt.config, config) {
+                return Err(TrainError::Resume {
+                    path,
+                    message: format!("config key `{key}` differs from the checkpoint's ({old} → {new})"),
+                });
+            }
+            // Newer checkpoints that do not load are kept aside (never deleted), so that
+            // pruning cannot keep them instead of the ones this run writes.
+            for (step, broken) in listed.iter().filter(|(s, _)| *s > ckpt.state.step) {
+                let aside = broken.with_extension("safetensors.unreadable");
+                std::fs::rename(broken, &aside).map_err(|e| TrainError::Resume {
+                    path: broken.clone(),
+                    message: format!("cannot move the unreadable checkpoint of step {step} aside: {e}"),
+                })?;
+                tracing::warn!(path = %aside.display(), "unreadable checkpoint moved aside");
+            }
+            message.push_str(&format!(", resumed from {}", path.display()));
+            Some((path, ckpt))
+        }
+        None if !listed.is_empty() => {
+            return Err(TrainError::Resume {
+                path: dir.checkpoints(),
+                message: format!("none of its {} checkpoint(s) loads; nothing was changed", listed.len()),
+            });
+        }
+        None if dir.metrics_path().exists() || dir.final_path().exists() => {
+            return Err(TrainError::Resume {
+                path: dir.path.clone(),
+                message: "it holds metrics but no checkpoint to continue from; nothing was changed".into(),
+            });
+        }
+        None => {
+            message.push_str(", no checkpoint to resume from: starting at step 0");
+            None
+        }
+    };
+    dir.truncate_metrics(found.as_ref().map_or(0, |(_, c)| c.state.step))?;
+    Ok(found)
+}
+
 /// Trains `config` in `run_dir` (resuming from its newest valid checkpoint with
 /// `resume`), and writes metrics, checkpoints and `final.json`.
 pub fn train(
@@ -177,20 +255,6 @@ pub fn train(
     let data = RunData::load(config)?;
     let dir = RunDir::prepare(run_dir, config, resume)?;
 
-    let manifest = data.split.manifest();
-    if resume && dir.split_path().exists() {
-        let old = Manifest::read(&dir.split_path())?;
-        if old != manifest {
-            return Err(TrainError::Other(format!(
-                "{}: the split of the data under {} differs from the run's manifest (were images added or removed?)",
-                dir.split_path().display(),
-                config.data.root
-            )));
-        }
-    } else {
-        manifest.write(&dir.split_path())?;
-    }
-
     let mut ts = TrainingState::new(config, device);
     let mut message = format!(
         "{} method, {} train images ({} seg / {} depth), {} val images, {} parameters on {:?}",
@@ -202,44 +266,8 @@ pub fn train(
         ts.model.num_parameters(),
         device
     );
-    if resume {
-        let listed = checkpoint::list(&dir.checkpoints());
-        match checkpoint::newest_valid(&dir.checkpoints()) {
-            Some((path, ckpt)) => {
-                if let Some((key, old, new)) = crate::run_dir::config_difference(&ckpt.config, config) {
-                    return Err(TrainError::Resume {
-                        path,
-                        message: format!("config key `{key}` differs from the checkpoint's ({old} → {new})"),
-                    });
-                }
-                ts.restore(&ckpt, &path)?;
-                // Newer checkpoints that do not load are kept aside (never deleted), so that
-                // pruning cannot keep them instead of the ones this run writes.
-                for (step, broken) in listed.iter().filter(|(s, _)| *s > ckpt.state.step) {
-                    let aside = broken.with_extension("safetensors.unreadable");
-                    std::fs::rename(broken, &aside).map_err(|e| TrainError::Resume {
-                        path: broken.clone(),
-                        message: format!("cannot move the unreadable checkpoint of step {step} aside: {e}"),
-                    })?;
-                    tracing::warn!(path = %aside.display(), "unreadable checkpoint moved aside");
-                }
-                message.push_str(&format!(", resumed from {}", path.display()));
-            }
-            None if !listed.is_empty() => {
-                return Err(TrainError::Resume {
-                    path: dir.checkpoints(),
-                    message: format!("none of its {} checkpoint(s) loads; nothing was changed", listed.len()),
-                });
-            }
-            None if dir.metrics_path().exists() || dir.final_path().exists() => {
-                return Err(TrainError::Resume {
-                    path: dir.path.clone(),
-                    message: "it holds metrics but no checkpoint to continue from; nothing was changed".into(),
-                });
-            }
-            None => message.push_str(", no checkpoint to resume from: starting at step 0"),
-        }
-        dir.truncate_metrics(ts.state.step)?;
+    if let Some((path, ckpt)) = open_run(config, &dir, &data.split, resume, &mut message)? {
+        ts.restore(&ckpt, &path)?;
     }
     if config.method.kind.uses_teacher() && config.distill.teacher == crate::config::TeacherKind::Round {
         tracing::warn!(

@@ -1,0 +1,255 @@
+//! The worker's training thread: owns the model, the teacher, the local
+//! optimizer and the images of the worker's shard, and runs the rounds'
+//! steps with the foundation engine's step (`compute_update`). It never runs
+//! on the async runtime: the client sends it [`Job`]s and awaits the replies.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{channel, Sender};
+use std::time::Instant;
+
+use dmtl_core::config::Config;
+use dmtl_core::data::cityscapes::CityscapesIndex;
+use dmtl_core::data::dataset::{index_split, load_indices};
+use dmtl_core::data::loader::draw_batch;
+use dmtl_core::data::sampler::Sampler;
+use dmtl_core::data::{Sample, Split};
+use dmtl_core::method::{PartPlan, Teacher};
+use dmtl_core::model::Model;
+use dmtl_core::optim::{learning_rate, Optimizer};
+use dmtl_core::train::wire::{encode_update, load_weights};
+use dmtl_core::train::{apply, compute_update, weight_delta, DistillParams, LossValues};
+use tokio::sync::oneshot;
+
+/// How a round's result is pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushKind {
+    Gradients,
+    WeightDelta,
+}
+
+/// A worker's share of one round, as the training thread needs it.
+#[derive(Debug, Clone)]
+pub struct RoundWork {
+    pub round: u64,
+    pub first_step: u64,
+    pub steps: u32,
+    /// Pool, images per step and losses.
+    pub part: PartPlan,
+    pub first_draw: u64,
+    pub kind: PushKind,
+}
+
+/// What a round produced.
+#[derive(Debug)]
+pub struct RoundResult {
+    /// The update as a safetensors buffer.
+    pub payload: Vec<u8>,
+    pub samples: u64,
+    pub losses: LossValues,
+    /// Training images per second over the round's steps.
+    pub images_per_s: f64,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+/// The training thread's work.
+pub enum Job {
+    /// Replace the shard (image indices into the sorted training ids): loads
+    /// new images, drops those no longer in it.
+    Shard {
+        indices: Vec<usize>,
+        reply: Reply<usize>,
+    },
+    Weights {
+        bytes: bytes::Bytes,
+        reply: Reply<()>,
+    },
+    Teacher {
+        bytes: bytes::Bytes,
+        reply: Reply<()>,
+    },
+    Train {
+        work: RoundWork,
+        reply: Reply<RoundResult>,
+    },
+}
+
+/// The handle to a training thread; dropping it ends the thread.
+pub struct TrainerHandle {
+    tx: Sender<Job>,
+}
+
+impl TrainerHandle {
+    /// Starts the thread: opens the device, indexes the training split and
+    /// builds the model (and a teacher when the method distils).
+    pub fn spawn(config: Config, dataset_size: u64) -> Result<TrainerHandle, String> {
+        let (tx, rx) = channel::<Job>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("dmtl-train".into())
+            .spawn(move || {
+                let mut state = match State::new(config, dataset_size) {
+                    Ok(s) => {
+                        let _ = ready_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        Job::Shard { indices, reply } => {
+                            let _ = reply.send(state.set_shard(indices));
+                        }
+                        Job::Weights { bytes, reply } => {
+                            let r = load_weights(&bytes, &state.model).map(|_| ()).map_err(|e| e.to_string());
+                            let _ = reply.send(r);
+                        }
+                        Job::Teacher { bytes, reply } => {
+                            let r = match &state.teacher {
+                                Some(t) => load_weights(&bytes, &t.model).map(|_| ()).map_err(|e| e.to_string()),
+                                None => Err("this method has no teacher".into()),
+                            };
+                            let _ = reply.send(r);
+                        }
+                        Job::Train { work, reply } => {
+                            let _ = reply.send(state.train(&work));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("spawning the training thread: {e}"))?;
+        ready_rx.recv().map_err(|_| "the training thread stopped while starting".to_string())??;
+        Ok(TrainerHandle { tx })
+    }
+
+    /// Sends a job and awaits its reply.
+    pub async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| "the training thread has stopped".to_string())?;
+        rx.await.map_err(|_| "the training thread has stopped".to_string())?
+    }
+}
+
+struct State {
+    config: Config,
+    device: tch::Device,
+    index: CityscapesIndex,
+    images: HashMap<usize, Sample>,
+    shard: Vec<usize>,
+    model: Model,
+    teacher: Option<Teacher>,
+    /// The local optimizer of local-SGD rounds (kept across rounds).
+    optimizer: Optimizer,
+}
+
+impl State {
+    fn new(config: Config, dataset_size: u64) -> Result<State, String> {
+        let device = dmtl_core::device::open_device(&config.train.device)
+            .map_err(|e| format!("config key `train.device`: {e}"))?;
+        dmtl_core::device::set_threads(config.train.threads);
+        let index = index_split(&config.data, Split::Train).map_err(|e| e.to_string())?;
+        if index.len() as u64 != dataset_size {
+            return Err(format!(
+                "{}: {} training images here, the coordinator's dataset has {dataset_size} \
+                 (the workers must see the same images: check --data-root)",
+                config.data.root,
+                index.len()
+            ));
+        }
+        let model = Model::new(&config.model, config.data.classes.num_classes(), device, config.seed);
+        let teacher = config
+            .method
+            .kind
+            .uses_teacher()
+            .then(|| Teacher::new(&model, &config.model, config.distill.teacher, config.distill.ema_decay));
+        Ok(State {
+            optimizer: Optimizer::new(&config.train),
+            config,
+            device,
+            index,
+            images: HashMap::new(),
+            shard: Vec::new(),
+            model,
+            teacher,
+        })
+    }
+
+    fn set_shard(&mut self, indices: Vec<usize>) -> Result<usize, String> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.index.len()) {
+            return Err(format!("shard image index {bad} is out of range ({} training images)", self.index.len()));
+        }
+        let missing: Vec<usize> = indices.iter().copied().filter(|i| !self.images.contains_key(i)).collect();
+        let started = Instant::now();
+        let loaded = load_indices(&self.config.data, &self.index, &missing).map_err(|e| e.to_string())?;
+        let keep: std::collections::BTreeSet<usize> = indices.iter().copied().collect();
+        self.images.retain(|i, _| keep.contains(i));
+        self.images.extend(missing.iter().copied().zip(loaded));
+        tracing::info!(
+            images = indices.len(),
+            loaded = missing.len(),
+            seconds = started.elapsed().as_secs_f32(),
+            "shard ready"
+        );
+        self.shard = indices;
+        Ok(self.shard.len())
+    }
+
+    fn train(&mut self, work: &RoundWork) -> Result<RoundResult, String> {
+        if self.shard.is_empty() {
+            return Err("no shard assigned".into());
+        }
+        let started = Instant::now();
+        let mut pools = BTreeMap::new();
+        pools.insert(work.part.pool, self.shard.clone());
+        let mut sampler = Sampler::new(self.config.seed, pools);
+        let distill =
+            DistillParams { weight: self.config.distill.weight, temperature: self.config.distill.temperature };
+        let start: Option<BTreeMap<String, tch::Tensor>> = (work.kind == PushKind::WeightDelta)
+            .then(|| self.model.parameters().iter().map(|(n, p)| (n.clone(), p.detach().copy())).collect());
+        let count = work.part.count as u64;
+        let mut sums = dmtl_core::train::step::LossSums::default();
+        let mut samples = 0usize;
+        let mut last = None;
+        for j in 0..u64::from(work.steps) {
+            let batch = draw_batch(
+                &self.images,
+                &mut sampler,
+                &work.part,
+                work.first_draw + j * count,
+                &self.config.data.augment,
+                self.config.data.depth,
+            );
+            let batch = if self.device == tch::Device::Cpu { batch } else { batch.to_device(self.device) };
+            let teacher = self.teacher.as_ref().map(|t| &t.model);
+            let update =
+                compute_update(&self.model, &batch, &work.part.losses, distill, teacher).map_err(|e| e.to_string())?;
+            if !update.losses.total.is_finite() {
+                return Err(format!("training diverged in round {}: the loss is {}", work.round, update.losses.total));
+            }
+            samples += update.samples;
+            sums.add(&update.losses);
+            if work.kind == PushKind::WeightDelta {
+                let lr = learning_rate(&self.config.train, (work.first_step + j) as usize);
+                apply(&self.model, &mut self.optimizer, &update, lr);
+            } else {
+                last = Some(update);
+            }
+        }
+        let update = match (work.kind, last, start) {
+            (PushKind::Gradients, Some(u), _) => u,
+            (PushKind::WeightDelta, _, Some(start)) => weight_delta(&self.model, &start, samples, sums.take()),
+            _ => return Err("a round without steps".into()),
+        };
+        let payload = encode_update(&update).map_err(|e| e.to_string())?;
+        let elapsed = started.elapsed().as_secs_f64();
+        Ok(RoundResult {
+            payload,
+            samples: update.samples as u64,
+            losses: update.losses,
+            images_per_s: if elapsed > 0.0 { samples as f64 / elapsed } else { 0.0 },
+        })
+    }
+}
