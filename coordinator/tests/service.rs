@@ -195,7 +195,8 @@ fn a_worker_pulls_the_weights_and_its_update_is_merged_into_the_next_version() {
         assert!(next.shards.is_none(), "an unchanged shard is not sent again");
         let merged = pull(&mut c, &worker, v1::SnapshotKind::Weights, next.weights_version).await;
         let after = model_of(&cfg, &merged);
-        let moved = model.parameters().into_iter().map(|(n, p)| (p - &after.parameters()[&n]).abs().max().double_value(&[]));
+        let moved =
+            model.parameters().into_iter().map(|(n, p)| (p - &after.parameters()[&n]).abs().max().double_value(&[]));
         assert!(moved.fold(0.0, f64::max) > 1e-4, "the merged step moved the weights");
         coord.stop();
         let _ = coord.wait().await;

@@ -47,7 +47,11 @@ pub struct Args {
     overrides: Vec<String>,
 }
 
-pub fn load_config(config: &std::path::Path, data_root: Option<&PathBuf>, overrides: &[String]) -> anyhow::Result<Config> {
+pub fn load_config(
+    config: &std::path::Path,
+    data_root: Option<&PathBuf>,
+    overrides: &[String],
+) -> anyhow::Result<Config> {
     let mut overrides = overrides.to_vec();
     if let Some(root) = data_root {
         overrides.push(format!("data.root={}", toml_string(&root.display().to_string())));
