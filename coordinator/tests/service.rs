@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dmtl_coordinator::engine::EngineEnd;
-use dmtl_coordinator::{Coordinator, CoordinatorOptions};
+use dmtl_coordinator::{Coordinator, CoordinatorOptions, TlsFiles};
 use dmtl_core::checkpoint::Checkpoint;
 use dmtl_core::config::Config;
 use dmtl_core::data::synthetic::{generate, SyntheticSpec};
@@ -69,6 +69,10 @@ heartbeat_timeout_ms = 2000
 }
 
 async fn start(config: Config, run_dir: &Path) -> Coordinator {
+    start_with(config, run_dir, None).await
+}
+
+async fn start_with(config: Config, run_dir: &Path, tls: Option<TlsFiles>) -> Coordinator {
     Coordinator::start(CoordinatorOptions {
         config,
         run_dir: run_dir.to_path_buf(),
@@ -76,7 +80,7 @@ async fn start(config: Config, run_dir: &Path) -> Coordinator {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         token: TOKEN.into(),
-        tls: None,
+        tls,
         linger: Duration::from_secs(2),
     })
     .await
@@ -462,4 +466,106 @@ async fn http_get(url: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
+}
+
+/// Runs `config` to the end with in-process workers of `tasks`; returns the final step.
+async fn run_with_workers(config: Config, run_dir: &Path, tasks: &[WorkerTask]) -> usize {
+    let coord = start(config, run_dir).await;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let workers: Vec<_> =
+        tasks.iter().map(|&t| tokio::spawn(dmtl_worker::run(worker_options(&coord, t), stop.clone()))).collect();
+    let end = coord.wait().await.unwrap();
+    for w in workers {
+        w.await.unwrap().unwrap();
+    }
+    match end {
+        EngineEnd::Finished(r) => r.steps,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_method_and_teacher_runs_distributed() {
+    use WorkerTask::*;
+    let cases: [(&str, &str, &[WorkerTask]); 7] = [
+        ("full", "phase", &[Both]),
+        ("half", "phase", &[Both, Both]),
+        ("alternate", "phase", &[Seg, Depth]),
+        ("distill", "phase", &[Seg, Depth]),
+        ("distill", "round", &[Seg, Seg, Depth]),
+        ("masked", "phase", &[Seg, Depth, Depth]),
+        ("masked-distill", "ema", &[Seg, Depth]),
+    ];
+    runtime().block_on(async {
+        for (method, teacher, tasks) in cases {
+            let run = tempfile::tempdir().unwrap();
+            let cfg = config(method, 10, &format!("[distill]\nteacher = \"{teacher}\""));
+            let steps = run_with_workers(cfg, run.path(), tasks).await;
+            assert_eq!(steps, 10, "{method} with a {teacher} teacher and workers {tasks:?}");
+            let fin: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(run.path().join("final.json")).unwrap()).unwrap();
+            assert_eq!(fin["images_seen"], 40, "{method}: 10 steps of 4 images, however many workers");
+        }
+    });
+}
+
+#[test]
+fn local_sgd_rounds_push_weight_deltas_that_the_coordinator_averages() {
+    let run = tempfile::tempdir().unwrap();
+    // Four local steps per round; phases of 4 steps, so 12 steps are 3 rounds.
+    let cfg = config("masked", 12, "local_steps = 4");
+    assert_eq!(dmtl_coordinator::server::total_rounds(&cfg), 3);
+    runtime().block_on(async {
+        let coord = start(cfg.clone(), run.path()).await;
+        let mut events = coord.hub.subscribe();
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let workers: Vec<_> = [WorkerTask::Seg, WorkerTask::Depth]
+            .into_iter()
+            .map(|t| tokio::spawn(dmtl_worker::run(worker_options(&coord, t), stop.clone())))
+            .collect();
+        let mut merged = Vec::new();
+        while let Ok(e) = events.recv().await {
+            match e.kind {
+                dmtl_coordinator::hub::EventKind::RoundMerged { step, samples, .. } => merged.push((step, samples)),
+                dmtl_coordinator::hub::EventKind::RunFinished { .. } => break,
+                _ => {}
+            }
+        }
+        assert_eq!(merged, [(4, 16), (8, 16), (12, 16)], "three rounds of four steps of four images");
+        coord.wait().await.unwrap();
+        for w in workers {
+            assert_eq!(w.await.unwrap().unwrap().rounds, 3);
+        }
+    });
+    let ckpt = Checkpoint::load(&run.path().join("checkpoints/step-00000012.safetensors")).unwrap();
+    let initial = Model::new(&cfg.model, cfg.data.classes.num_classes(), Device::Cpu, cfg.seed).variables();
+    let moved = ckpt.model.iter().map(|(n, t)| (t - &initial[n]).abs().max().double_value(&[])).fold(0.0, f64::max);
+    assert!(moved > 1e-3, "the averaged deltas moved the weights by {moved}");
+}
+
+#[test]
+fn workers_reach_a_tls_coordinator_with_its_ca_and_plaintext_is_refused() {
+    let certs = tempfile::tempdir().unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let (cert, pem_key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&pem_key, key.key_pair.serialize_pem()).unwrap();
+    let run = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let tls = TlsFiles { cert: cert.clone(), key: pem_key };
+        let coord = start_with(config("full", 3, ""), run.path(), Some(tls)).await;
+        let mut plain = client(&url(&coord), None, TOKEN).unwrap();
+        let err = plain
+            .register(v1::RegisterRequest { task: v1::Task::Both as i32, ..Default::default() })
+            .await
+            .unwrap_err();
+        assert_ne!(err.code(), Code::Ok, "plaintext against a TLS server fails");
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut opts = worker_options(&coord, WorkerTask::Both);
+        opts.coordinator = format!("https://{}", coord.addr);
+        opts.tls_ca = Some(cert);
+        let summary = dmtl_worker::run(opts, stop).await.unwrap();
+        assert_eq!(summary.rounds, 3);
+        assert!(matches!(coord.wait().await.unwrap(), EngineEnd::Finished(_)));
+    });
 }
