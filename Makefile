@@ -12,7 +12,7 @@ DMTL := target/release/dmtl
 DEMO_DATA ?= data/synthetic-demo
 DEMO_RUN ?= runs/demo
 
-.PHONY: all setup build demo test lint fmt bench fixtures clean
+.PHONY: all setup build demo train-demo demo-data test lint fmt bench fixtures clean
 
 all: build
 
@@ -22,11 +22,18 @@ setup:
 build: setup
 	cargo build --release --bin dmtl
 
-## The main job: synthetic data, then ~3 minutes of `distill` training on CPU.
-demo: build
+## The main job: synthetic data, then ~3 minutes of distributed `distill` training
+## on CPU (`dmtl local`: a coordinator, one seg and one depth worker on loopback).
+demo: build demo-data
+	$(DMTL) local --config configs/quickstart.toml --data-root $(DEMO_DATA) --run-dir $(DEMO_RUN)
+
+## The same run through single-process `dmtl train`.
+train-demo: build demo-data
+	$(DMTL) train --config configs/quickstart.toml --data-root $(DEMO_DATA) --run-dir $(DEMO_RUN)-train
+
+demo-data: build
 	@test -f $(DEMO_DATA)/.complete || $(DMTL) gen-synthetic --out $(DEMO_DATA) \
 		--train 1000 --val 200 --height 128 --width 256 --seed 7
-	$(DMTL) train --config configs/quickstart.toml --data-root $(DEMO_DATA) --run-dir $(DEMO_RUN)
 
 ## Every test (CPU only).
 test: setup

@@ -43,11 +43,10 @@ fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let cli = Cli::parse();
-    if matches!(
-        cli.command,
-        Command::Train(_) | Command::Eval(_) | Command::Coordinator(_) | Command::Worker(_) | Command::Local(_)
-    ) {
-        runtime::tune();
+    match cli.command {
+        Command::Train(_) | Command::Eval(_) | Command::Worker(_) => runtime::tune(true),
+        Command::Coordinator(_) | Command::Local(_) => runtime::tune(false),
+        _ => {}
     }
     let result = match cli.command {
         Command::Train(args) => commands::train::run(args),

@@ -9,23 +9,33 @@
 //!   every step's activations fault in fresh zeroed pages; raising the mmap and
 //!   trim thresholds keeps them in the heap.
 //!
-//! Training commands set the defaults the user did not set and re-execute the
-//! binary once. `DMTL_RUNTIME_TUNING=0` turns this off.
+//! Training commands (`train`, `eval`, `worker`) set the defaults the user did
+//! not set and re-execute the binary once. The coordinator (`coordinator`,
+//! and `local`'s own process) only raises the malloc thresholds: its OpenMP
+//! threads are idle between rounds, and spinning ones would take the cores
+//! of the workers beside it. `DMTL_RUNTIME_TUNING=0` turns this off.
 
 use std::os::unix::process::CommandExt;
 
-const MARK: &str = "DMTL_RUNTIME_TUNED";
+/// Set in a tuned process; `dmtl local` removes it for its workers, which tune themselves.
+pub const MARK: &str = "DMTL_RUNTIME_TUNED";
 
 const DEFAULTS: [(&str, &str); 3] =
     [("OMP_WAIT_POLICY", "ACTIVE"), ("MALLOC_MMAP_THRESHOLD_", "268435456"), ("MALLOC_TRIM_THRESHOLD_", "1073741824")];
 
 /// Re-executes the current process with the tuned environment, unless it is
 /// already tuned, tuning is disabled, or every variable is set by the user.
-pub fn tune() {
+/// `spin`: also keep idle OpenMP threads spinning (training processes).
+pub fn tune(spin: bool) {
     if std::env::var_os(MARK).is_some() || std::env::var("DMTL_RUNTIME_TUNING").is_ok_and(|v| v == "0") {
         return;
     }
-    let missing: Vec<(&str, &str)> = DEFAULTS.iter().copied().filter(|(k, _)| std::env::var_os(k).is_none()).collect();
+    let missing: Vec<(&str, &str)> = DEFAULTS
+        .iter()
+        .copied()
+        .filter(|(k, _)| spin || *k != "OMP_WAIT_POLICY")
+        .filter(|(k, _)| std::env::var_os(k).is_none())
+        .collect();
     if missing.is_empty() {
         return;
     }

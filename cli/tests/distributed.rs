@@ -285,3 +285,56 @@ fn distributed_commands_refuse_bad_input_with_clear_errors() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("GetStatus"), "{}", stderr(&out));
 }
+
+#[test]
+fn status_and_watch_show_a_running_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(dir.path(), "masked", 150, "");
+    let run_dir = dir.path().join("run");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let clog = dir.path().join("coordinator.log");
+    let mut coord = coordinator(&config, port, &run_dir, false, &clog);
+    let watch_out = dir.path().join("watch.log");
+    let mut watcher = spawn(&["watch", "--coordinator", &url, "--status-every-s", "0"], &watch_out);
+    let mut workers = [
+        worker(port, "seg", &dir.path().join("seg.log")),
+        worker(port, "depth", &dir.path().join("depth.log")),
+    ];
+    // Once both workers train, `status --json` shows them.
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let out = dmtl().args(["status", "--coordinator", &url, "--json"]).env("DMTL_TOKEN", TOKEN).output().unwrap();
+        if out.status.success() {
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if s["step"].as_u64().unwrap_or(0) > 5 && s["workers"].as_array().map_or(0, Vec::len) == 2 {
+                break s;
+            }
+        }
+        assert!(Instant::now() < until, "no running status in time");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["method"], "masked");
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["total_rounds"], 150);
+    let tasks: Vec<&str> = status["workers"].as_array().unwrap().iter().map(|w| w["task"].as_str().unwrap()).collect();
+    assert!(tasks.contains(&"seg") && tasks.contains(&"depth"), "{tasks:?}");
+    assert!(status["latest_losses"]["total"].as_f64().is_some());
+    let table = dmtl().args(["status", "--coordinator", &url]).env("DMTL_TOKEN", TOKEN).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(table.contains("masked") && table.contains("worker") && table.contains("img/s"), "{table}");
+    let wrong = dmtl().args(["status", "--coordinator", &url]).env("DMTL_TOKEN", "wrong").output().unwrap();
+    assert!(!wrong.status.success());
+    assert!(stderr(&wrong).contains("wrong token"), "{}", stderr(&wrong));
+
+    assert!(wait_exit(&mut coord, Duration::from_secs(120), "the coordinator", &clog).success());
+    assert!(wait_exit(&mut watcher, Duration::from_secs(10), "dmtl watch", &watch_out).success());
+    for w in workers.iter_mut() {
+        let _ = w.wait();
+    }
+    let log = std::fs::read_to_string(&watch_out).unwrap();
+    for needle in ["round 150 merged", "evaluated after round", "checkpoint after round", "run finished after 150 rounds"]
+    {
+        assert!(log.contains(needle), "`{needle}` is missing from dmtl watch:\n{log}");
+    }
+}

@@ -282,6 +282,8 @@ impl Engine {
                 break; // stop requested while waiting for workers
             }
             self.hub.notify_round();
+            let opened_at = Instant::now();
+            let mut last_push_at = opened_at;
             let expected = if steps > 1 || self.config.distributed.local_steps > 1 {
                 UpdateKind::WeightDelta
             } else {
@@ -295,6 +297,9 @@ impl Engine {
                 match self.rx.recv_timeout(TICK) {
                     Ok(EngineMsg::Push { id, header, payload, reply }) => {
                         let verdict = self.on_push(id, &header, &payload, expected, weights_version, &mut updates);
+                        if matches!(verdict, Ok(PushVerdict::Accepted)) {
+                            last_push_at = Instant::now();
+                        }
                         if let Ok(PushVerdict::Refused(reason)) = &verdict {
                             tracing::debug!(worker = %header.worker, reason, "update refused");
                         }
@@ -374,8 +379,18 @@ impl Engine {
             }
             let done = self.merger.step();
             self.merger.state_mut().state.wall_s = wall_before + session.elapsed().as_secs_f64();
+            if done < total {
+                self.publish_weights(round)?;
+                weights_published = self.merger.version();
+            }
             {
                 let mut st = self.hub.lock();
+                let t = &mut st.run.timing;
+                t.last_round_s = opened_at.elapsed().as_secs_f64();
+                t.last_merge_s = last_push_at.elapsed().as_secs_f64();
+                t.sum_round_s += t.last_round_s;
+                t.sum_merge_s += t.last_merge_s;
+                t.max_merge_s = t.max_merge_s.max(t.last_merge_s);
                 st.run.step = done as u64;
                 st.run.latest_losses = Some(losses.clone());
                 st.run.rounds_merged += 1;

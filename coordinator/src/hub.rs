@@ -221,7 +221,22 @@ pub struct RunView {
     pub error: Option<String>,
     /// Rounds merged by this coordinator process.
     pub rounds_merged: u64,
+    /// Timings of the merged rounds.
+    pub timing: RoundTiming,
     pub images_seen: u64,
+}
+
+/// How long rounds take, over the rounds merged by this process.
+#[derive(Debug, Clone, Default)]
+pub struct RoundTiming {
+    /// Round opened → next weights published, seconds (last round).
+    pub last_round_s: f64,
+    /// Last accepted push → merged → next weights published, seconds (last round).
+    pub last_merge_s: f64,
+    /// Sums and maxima over all merged rounds (means: divide by `rounds_merged`).
+    pub sum_round_s: f64,
+    pub sum_merge_s: f64,
+    pub max_merge_s: f64,
 }
 
 /// A status snapshot.

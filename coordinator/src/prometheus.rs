@@ -32,6 +32,20 @@ pub fn render(s: &StatusView) -> String {
         "Rounds merged by this coordinator process.",
         &[(String::new(), run.rounds_merged as f64)],
     );
+    let t = &run.timing;
+    metric(
+        "dmtl_round_seconds",
+        "gauge",
+        "The last round: opened to next weights published.",
+        &[(String::new(), t.last_round_s)],
+    );
+    metric(
+        "dmtl_merge_seconds",
+        "gauge",
+        "The last round: last accepted update to next weights published.",
+        &[(String::new(), t.last_merge_s)],
+    );
+    metric("dmtl_round_seconds_sum", "counter", "Round durations, summed.", &[(String::new(), t.sum_round_s)]);
     metric("dmtl_images_seen_total", "counter", "Training images merged.", &[(String::new(), run.images_seen as f64)]);
     if let Some(l) = &run.latest_losses {
         let mut v = vec![("{loss=\"total\"}".to_string(), l.total)];

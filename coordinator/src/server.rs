@@ -164,6 +164,7 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
         last_checkpoint: None,
         error: None,
         rounds_merged: 0,
+        timing: Default::default(),
         images_seen: merger.state().state.images_seen,
     };
     Ok(Prepared { config: config.clone(), merger, val, dir, facts, scheduler, run, message })

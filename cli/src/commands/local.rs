@@ -104,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .args(["worker", "--coordinator", &url, "--task", task.as_str(), "--threads"])
                     .arg(threads.to_string())
                     .env("DMTL_TOKEN", &token)
+                    .env_remove(crate::runtime::MARK) // workers tune themselves (spinning OpenMP threads)
                     .stdin(Stdio::null())
                     .stdout(log.try_clone()?)
                     .stderr(log)
