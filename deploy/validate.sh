@@ -38,7 +38,7 @@ echo "validate: hadolint deploy/Dockerfile"
 "$bin/hadolint" "$here/Dockerfile"
 
 echo "validate: shellcheck"
-"$bin/shellcheck" "$here/validate.sh" "$here"/slurm/*.sh "$here"/slurm/*.sbatch
+"$bin/shellcheck" "$here/validate.sh" "$here/offline-bases.sh" "$here"/slurm/*.sh "$here"/slurm/*.sbatch
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
