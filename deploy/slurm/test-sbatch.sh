@@ -44,7 +44,8 @@ for p in "${pids[@]}"; do
 done
 exit "$rc"
 EOF
-# dmtl: logs its arguments; the coordinator "trains" for COORD_SECONDS.
+# dmtl: logs its arguments; the coordinator "trains" for COORD_SECONDS;
+# workers run until stopped, or finish after WORKER_SECONDS, or fail.
 cat > "$work/bin/dmtl" <<'EOF'
 #!/usr/bin/env bash
 echo "ARGS $*"
@@ -55,7 +56,7 @@ case $1 in
     worker)
         [[ -z ${WORKER_FAIL:-} ]] || exit 3
         trap 'kill $!; exit 0' TERM
-        sleep 60 & wait ;;
+        sleep "${WORKER_SECONDS:-60}" & wait ;;
 esac
 EOF
 chmod +x "$work"/bin/*
@@ -80,21 +81,33 @@ check() {
 }
 
 rc=0
-job > "$work/done.log" 2>&1 || rc=$?
+job COORD_SECONDS=2 WORKER_SECONDS=0.5 > "$work/done.log" 2>&1 || rc=$?
 echo "exit $rc" >> "$work/done.log"
 log=$work/done.log
 check "coordinator command" "ARGS coordinator --config $work/repo/deploy/k8s/base/config.toml --run-dir $work/repo/runs/slurm-4242 --resume --listen 0.0.0.0:24242 --metrics-listen 0.0.0.0:24243 --data-root /shared/data --token-file $work/home/.config/dmtl/token" "$log"
 check "rank 0 trains seg" "dmtl: worker 0 on $(hostname): --task seg --device cuda:0" "$log"
 check "rank 3 trains depth" "dmtl: worker 3 on $(hostname): --task depth --device cuda:0" "$log"
 check "worker command" "ARGS worker --task depth --device cuda:0 --coordinator http://gpu01:24242 --data-root /shared/data --threads 8 --token-file $work/home/.config/dmtl/token" "$log"
-check "the end of training ends the job" "dmtl: the coordinator exited (status 0); stopping the workers" "$log"
+check "finished workers wait for the coordinator" "dmtl: the workers finished; waiting for the coordinator" "$log"
 check "a finished job exits 0" "exit 0" "$log"
 check "the token file is private" "-rw-------" <(ls -l "$work/home/.config/dmtl/token")
+if grep -q "coordinator checkpoints" "$log"; then
+    failed=$((failed + 1))
+    echo "FAIL: a finished coordinator was stopped" >&2
+else
+    passed=$((passed + 1))
+fi
+
+job COORD_SECONDS=30 WORKER_SECONDS=0.5 DMTL_FINISH_GRACE_S=1 > "$work/hang.log" 2>&1 || true
+check "a coordinator that outlives its workers is stopped" "dmtl: the coordinator did not finish; stopping it" "$work/hang.log"
+
+job COORD_SECONDS=1 > "$work/coord.log" 2>&1 || true
+check "the coordinator's end ends the workers" "dmtl: the coordinator exited (status 0); stopping the workers" "$work/coord.log"
 
 rc=0
 job WORKER_FAIL=1 COORD_SECONDS=30 > "$work/fail.log" 2>&1 || rc=$?
 echo "exit $rc" >> "$work/fail.log"
-check "failed workers stop the coordinator" "dmtl: the workers' step ended (status 3) before the coordinator" "$work/fail.log"
+check "failed workers stop the coordinator" "dmtl: the workers' step failed (status 3); stopping the coordinator" "$work/fail.log"
 check "the coordinator checkpoints" "coordinator checkpoints" "$work/fail.log"
 check "a failed job exits non-zero" "exit 3" "$work/fail.log"
 
