@@ -42,6 +42,7 @@ test: setup
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	deploy/validate.sh
 
 fmt:
 	cargo fmt --all

@@ -37,6 +37,10 @@ enum Command {
     Status(commands::status::Args),
     /// Follow a running coordinator: rounds, losses, metrics, workers.
     Watch(commands::watch::Args),
+    /// Run every config of a suite for every seed (resumable).
+    Experiment(commands::experiment::Args),
+    /// Results table and figures of finished runs.
+    Report(commands::report::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,7 +49,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Train(_) | Command::Eval(_) | Command::Worker(_) => runtime::tune(true),
-        Command::Coordinator(_) | Command::Local(_) => runtime::tune(false),
+        Command::Coordinator(_) | Command::Local(_) | Command::Experiment(_) => runtime::tune(false),
         _ => {}
     }
     let result = match cli.command {
@@ -58,6 +62,8 @@ fn main() -> std::process::ExitCode {
         Command::Local(args) => commands::local::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Watch(args) => commands::watch::run(args),
+        Command::Experiment(args) => commands::experiment::run(args),
+        Command::Report(args) => commands::report::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

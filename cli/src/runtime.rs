@@ -11,29 +11,35 @@
 //!
 //! Training commands (`train`, `eval`, `worker`) set the defaults the user did
 //! not set and re-execute the binary once. The coordinator (`coordinator`,
-//! and `local`'s own process) only raises the malloc thresholds: its OpenMP
-//! threads are idle between rounds, and spinning ones would take the cores
-//! of the workers beside it. `DMTL_RUNTIME_TUNING=0` turns this off.
+//! and `local`'s own process) gets `OMP_WAIT_POLICY=PASSIVE` instead: its
+//! optimizer step is hundreds of tiny parallel regions, between which
+//! libgomp's default spinning took 85 % of a core from the workers beside it
+//! (measured with perf, BENCHMARKS.md). `DMTL_RUNTIME_TUNING=0` turns this off.
 
 use std::os::unix::process::CommandExt;
 
-/// Set in a tuned process; `dmtl local` removes it for its workers, which tune themselves.
+/// Set in a tuned process to the variables tuning set; `dmtl local` removes
+/// them (and it) for its workers, which tune themselves.
 pub const MARK: &str = "DMTL_RUNTIME_TUNED";
+
+/// The variables this process's tuning set (not the user).
+pub fn tuned_variables() -> Vec<String> {
+    std::env::var(MARK).map(|v| v.split(',').filter(|k| !k.is_empty()).map(String::from).collect()).unwrap_or_default()
+}
 
 const DEFAULTS: [(&str, &str); 3] =
     [("OMP_WAIT_POLICY", "ACTIVE"), ("MALLOC_MMAP_THRESHOLD_", "268435456"), ("MALLOC_TRIM_THRESHOLD_", "1073741824")];
 
 /// Re-executes the current process with the tuned environment, unless it is
 /// already tuned, tuning is disabled, or every variable is set by the user.
-/// `spin`: also keep idle OpenMP threads spinning (training processes).
+/// `spin`: keep idle OpenMP threads spinning (training processes), else let them sleep.
 pub fn tune(spin: bool) {
     if std::env::var_os(MARK).is_some() || std::env::var("DMTL_RUNTIME_TUNING").is_ok_and(|v| v == "0") {
         return;
     }
     let missing: Vec<(&str, &str)> = DEFAULTS
         .iter()
-        .copied()
-        .filter(|(k, _)| spin || *k != "OMP_WAIT_POLICY")
+        .map(|&(k, v)| if k == "OMP_WAIT_POLICY" && !spin { (k, "PASSIVE") } else { (k, v) })
         .filter(|(k, _)| std::env::var_os(k).is_none())
         .collect();
     if missing.is_empty() {
@@ -41,7 +47,8 @@ pub fn tune(spin: bool) {
     }
     let Ok(exe) = std::env::current_exe() else { return };
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1)).env(MARK, "1").envs(missing);
+    let set: Vec<&str> = missing.iter().map(|(k, _)| *k).collect();
+    cmd.args(std::env::args_os().skip(1)).env(MARK, set.join(",")).envs(missing);
     let err = cmd.exec(); // returns only on failure
     tracing::warn!(error = %err, "could not re-execute with tuned OpenMP/malloc settings; continuing");
 }

@@ -297,10 +297,8 @@ fn status_and_watch_show_a_running_coordinator() {
     let mut coord = coordinator(&config, port, &run_dir, false, &clog);
     let watch_out = dir.path().join("watch.log");
     let mut watcher = spawn(&["watch", "--coordinator", &url, "--status-every-s", "0"], &watch_out);
-    let mut workers = [
-        worker(port, "seg", &dir.path().join("seg.log")),
-        worker(port, "depth", &dir.path().join("depth.log")),
-    ];
+    let mut workers =
+        [worker(port, "seg", &dir.path().join("seg.log")), worker(port, "depth", &dir.path().join("depth.log"))];
     // Once both workers train, `status --json` shows them.
     let until = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -333,7 +331,8 @@ fn status_and_watch_show_a_running_coordinator() {
         let _ = w.wait();
     }
     let log = std::fs::read_to_string(&watch_out).unwrap();
-    for needle in ["round 150 merged", "evaluated after round", "checkpoint after round", "run finished after 150 rounds"]
+    for needle in
+        ["round 150 merged", "evaluated after round", "checkpoint after round", "run finished after 150 rounds"]
     {
         assert!(log.contains(needle), "`{needle}` is missing from dmtl watch:\n{log}");
     }

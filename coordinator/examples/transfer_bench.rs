@@ -132,11 +132,19 @@ fn main() {
         };
         let (pull, push, copy) = (median(&mut pull_s), median(&mut push_s), median(&mut copy_s));
         let gbs = |bytes: usize, s: f64| bytes as f64 / s / 1e9;
-        println!("model width {width}: snapshot {:.1} MB, update {:.1} MB, median of {REPEATS}", snapshot_bytes as f64 / 1e6, update_bytes as f64 / 1e6);
+        println!(
+            "model width {width}: snapshot {:.1} MB, update {:.1} MB, median of {REPEATS}",
+            snapshot_bytes as f64 / 1e6,
+            update_bytes as f64 / 1e6
+        );
         println!("| transfer | seconds | GB/s | vs memcpy |");
         println!("|---|---|---|---|");
         println!("| memcpy of the snapshot bytes | {copy:.4} | {:.2} | 1.00 |", gbs(snapshot_bytes, copy));
-        println!("| PullSnapshot (chunked stream, CRC checked) | {pull:.4} | {:.2} | {:.3} |", gbs(snapshot_bytes, pull), copy / pull);
+        println!(
+            "| PullSnapshot (chunked stream, CRC checked) | {pull:.4} | {:.2} | {:.3} |",
+            gbs(snapshot_bytes, pull),
+            copy / pull
+        );
         println!(
             "| PushUpdate (stream + CRC + validation of every tensor + accept) | {push:.4} | {:.2} | {:.3} |",
             gbs(update_bytes, push),

@@ -232,11 +232,15 @@ impl Coordinator {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<CoordinatorServer<CoordinatorService>>().await;
         health_reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(dmtl_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|e| CoordinatorError::Start(format!("reflection: {e}")))?;
+        // Reflection in both versions: grpcurl ≥ 1.9 asks v1, older clients v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(dmtl_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1().map_err(|e| CoordinatorError::Start(format!("reflection: {e}")))?;
+        let reflection_v1alpha =
+            reflection().build_v1alpha().map_err(|e| CoordinatorError::Start(format!("reflection: {e}")))?;
         let auth = TokenCheck::new(&opts.token);
         let coordinator = CoordinatorServer::new(CoordinatorService { hub: hub.clone() })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -260,7 +264,8 @@ impl Coordinator {
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let router = builder
             .add_service(health_service)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(InterceptedService::new(coordinator, auth.clone()))
             .add_service(InterceptedService::new(monitor, auth));
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

@@ -56,13 +56,56 @@ fn random_token() -> String {
     (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
 }
 
+/// What `dmtl local` (and `dmtl experiment`) runs.
+pub struct LocalRun {
+    pub config: dmtl_core::config::Config,
+    pub run_dir: PathBuf,
+    pub resume: bool,
+    pub seg_workers: usize,
+    pub depth_workers: usize,
+    pub both_workers: usize,
+    pub threads: Option<usize>,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = load_config(&args.config, args.data_root.as_ref(), &args.overrides)?;
+    let spec = LocalRun {
+        config,
+        run_dir: args.run_dir.clone(),
+        resume: args.resume,
+        seg_workers: args.seg_workers,
+        depth_workers: args.depth_workers,
+        both_workers: args.both_workers,
+        threads: args.threads,
+    };
+    match run_local(&spec).with_context(|| format!("local run in {}", args.run_dir.display()))? {
+        EngineEnd::Finished(report) => {
+            println!(
+                "\n{} · seed {} · {} steps · {} images · {:.0} s  ({})",
+                report.method,
+                report.seed,
+                report.steps,
+                report.images_seen,
+                report.wall_s,
+                args.run_dir.join("final.json").display()
+            );
+            print_metrics(&report.metrics());
+            Ok(())
+        }
+        EngineEnd::Stopped { step, checkpoint } => {
+            bail!("stopped at step {step}; checkpoint {} (continue with --resume)", checkpoint.display())
+        }
+    }
+}
+
+/// Runs a coordinator in this process and worker processes on loopback until the run ends.
+pub fn run_local(spec: &LocalRun) -> anyhow::Result<EngineEnd> {
+    let config = spec.config.clone();
     let tasks = tasks_of(&config);
     let count = |t: Task| match t {
-        Task::Seg => args.seg_workers,
-        Task::Depth => args.depth_workers,
-        Task::Both => args.both_workers,
+        Task::Seg => spec.seg_workers,
+        Task::Depth => spec.depth_workers,
+        Task::Both => spec.both_workers,
     };
     for t in &tasks {
         if count(*t) == 0 {
@@ -75,19 +118,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         tasks.iter().map(|t| count(*t)).max().unwrap_or(1)
     };
-    let threads = args.threads.unwrap_or_else(|| (config.train.threads.max(1) / concurrent.max(1)).max(1));
+    let threads = spec.threads.unwrap_or_else(|| (config.train.threads.max(1) / concurrent.max(1)).max(1));
     let token = random_token();
     let opts = CoordinatorOptions {
         config: config.clone(),
-        run_dir: args.run_dir.clone(),
-        resume: args.resume,
+        run_dir: spec.run_dir.clone(),
+        resume: spec.resume,
         listen: "127.0.0.1:0".parse().expect("a valid address"),
         metrics_listen: None,
         token: token.clone(),
         tls: None,
         linger: Duration::from_secs(10),
     };
-    let logs = args.run_dir.join("workers");
+    let logs = spec.run_dir.join("workers");
     let rt = runtime()?;
     let end = rt.block_on(async move {
         let coordinator = Coordinator::start(opts).await?;
@@ -95,16 +138,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let url = format!("http://{}", coordinator.addr);
         let exe = std::env::current_exe().context("locating the dmtl binary")?;
         let mut children: Vec<(String, Child)> = Vec::new();
+        let tuned = crate::runtime::tuned_variables();
         for task in &tasks {
             for i in 0..count(*task) {
                 let name = format!("{task}-{i}");
                 let log = std::fs::File::create(logs.join(format!("{name}.log")))
                     .with_context(|| format!("creating {}", logs.join(format!("{name}.log")).display()))?;
-                let child = Command::new(&exe)
+                let mut command = Command::new(&exe);
+                // Workers tune themselves (spinning OpenMP threads), not as this process.
+                command.env_remove(crate::runtime::MARK);
+                for var in &tuned {
+                    command.env_remove(var);
+                }
+                let child = command
                     .args(["worker", "--coordinator", &url, "--task", task.as_str(), "--threads"])
                     .arg(threads.to_string())
                     .env("DMTL_TOKEN", &token)
-                    .env_remove(crate::runtime::MARK) // workers tune themselves (spinning OpenMP threads)
                     .stdin(Stdio::null())
                     .stdout(log.try_clone()?)
                     .stderr(log)
@@ -212,7 +261,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
                 if over || hub.lock().run.state == dmtl_coordinator::hub::RunState::Stopping {
                     // Give them a moment to leave on their own, then stop them.
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    for _ in 0..50 {
+                        if children.iter_mut().all(|(_, c)| !matches!(c.try_wait(), Ok(None))) {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     for (_, c) in children.iter_mut() {
                         let _ = c.kill();
                         let _ = c.wait();
@@ -228,22 +282,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bar.finish_and_clear();
         Ok::<_, anyhow::Error>(end?)
     });
-    match end.with_context(|| format!("local run in {}", args.run_dir.display()))? {
-        EngineEnd::Finished(report) => {
-            println!(
-                "\n{} · seed {} · {} steps · {} images · {:.0} s  ({})",
-                report.method,
-                report.seed,
-                report.steps,
-                report.images_seen,
-                report.wall_s,
-                args.run_dir.join("final.json").display()
-            );
-            print_metrics(&report.metrics());
-            Ok(())
-        }
-        EngineEnd::Stopped { step, checkpoint } => {
-            bail!("stopped at step {step}; checkpoint {} (continue with --resume)", checkpoint.display())
-        }
-    }
+    end
 }

@@ -1,8 +1,10 @@
 pub mod coordinator;
 pub mod data_stats;
 pub mod eval;
+pub mod experiment;
 pub mod gen_synthetic;
 pub mod local;
+pub mod report;
 pub mod status;
 pub mod train;
 pub mod watch;
