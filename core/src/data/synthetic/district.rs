@@ -179,10 +179,10 @@ impl District {
             .collect();
         let elevation = 1.1 + 1.9 * rng.random::<f32>().powi(2);
         let horizon = rng.random_range(0.33..0.56);
-        let people = (rng.random_range(-1.2f32..1.0)).exp();
-        let traffic = (rng.random_range(-1.2f32..0.8)).exp();
-        let storeys = (rng.random_range(-0.7f32..0.5)).exp();
-        let visibility = (rng.random_range(-1.5f32..0.5)).exp();
+        let people = rng.random_range(-1.2f32..1.0).exp();
+        let traffic = rng.random_range(-1.2f32..0.8).exp();
+        let storeys = rng.random_range(-0.7f32..0.5).exp();
+        let visibility = rng.random_range(-1.5f32..0.5).exp();
         let warm = rng.random_range(0.0f32..1.0) * exotic;
         let light = hsv(rng.random_range(0.0..360.0), 0.35 * warm, 1.0);
         District { rank, looks, elevation, horizon, people, traffic, storeys, visibility, light }
