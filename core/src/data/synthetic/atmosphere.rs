@@ -3,7 +3,11 @@
 
 use rand::Rng;
 
+use super::district::District;
 use super::texture::{fbm2, hsv, hsv_jitter, mix, scale, Rgb};
+
+/// Cityscapes id of the sky.
+const SKY_ID: u8 = 23;
 
 /// The sky: a gradient from horizon to zenith with clouds.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,8 +56,10 @@ impl Sky {
 }
 
 /// Samples the weather: clear (blue sky, sun, shadows) to overcast (grey,
-/// no sun, shorter visibility), on a continuous scale.
-pub(crate) fn sample(rng: &mut impl Rng) -> (Sky, Light) {
+/// no sun, shorter visibility), on a continuous scale; the district tints
+/// the light and scales the visibility, and its sky look recolours the sky
+/// and the haze.
+pub(crate) fn sample(rng: &mut impl Rng, district: &District) -> (Sky, Light) {
     let overcast: f32 = rng.random();
     let sky = if overcast > 0.6 {
         let grey = hsv_jitter(rng, 215.0, 0.06, 0.78, [20.0, 0.05, 0.15]);
@@ -81,12 +87,20 @@ pub(crate) fn sample(rng: &mut impl Rng) -> (Sky, Light) {
     let elevation = rng.random_range(0.2f32..1.1);
     let ambient = rng.random_range(0.45..0.7) + 0.25 * overcast;
     let sun_colour = hsv(rng.random_range(25.0..50.0), rng.random_range(0.0..0.3), 1.0);
+    let look = district.look(SKY_ID);
+    let sky = Sky {
+        zenith: look.apply(sky.zenith, [0.0; 3]),
+        horizon: look.apply(sky.horizon, [0.0; 3]),
+        cloud: look.apply(sky.cloud, [0.0; 3]),
+        ..sky
+    };
+    let tinted = |c: Rgb| [c[0] * district.light[0], c[1] * district.light[1], c[2] * district.light[2]];
     let light = Light {
-        ambient: scale(mix([1.0, 1.0, 1.0], sky.zenith, 0.25), ambient),
-        sun: scale(sun_colour, sun_strength),
+        ambient: tinted(scale(mix([1.0, 1.0, 1.0], sky.zenith, 0.25), ambient)),
+        sun: tinted(scale(sun_colour, sun_strength)),
         dir: [elevation.cos() * azimuth.sin(), elevation.sin(), elevation.cos() * azimuth.cos()],
         haze: sky.horizon,
-        visibility: rng.random_range(150.0..900.0) * (1.0 - 0.5 * overcast),
+        visibility: rng.random_range(150.0..900.0) * (1.0 - 0.5 * overcast) * district.visibility,
         contact_shadow: rng.random_range(0.3..0.7),
     };
     (sky, light)
@@ -103,7 +117,7 @@ mod tests {
     fn the_sun_is_above_the_horizon_and_its_direction_is_a_unit_vector() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for _ in 0..100 {
-            let (_, light) = sample(&mut rng);
+            let (_, light) = sample(&mut rng, &District::new(0, 0));
             let d = light.dir;
             assert!(d[1] > 0.19);
             assert!(((d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt() - 1.0).abs() < 1e-5);
@@ -112,7 +126,7 @@ mod tests {
 
     #[test]
     fn the_sky_is_the_horizon_colour_at_the_horizon() {
-        let (sky, _) = sample(&mut ChaCha8Rng::seed_from_u64(2));
+        let (sky, _) = sample(&mut ChaCha8Rng::seed_from_u64(2), &District::new(0, 3));
         assert_eq!(sky.colour(0.1, 0.0), sky.horizon);
     }
 }

@@ -34,11 +34,12 @@ pub(crate) struct Camera {
 
 impl Camera {
     /// Samples a camera for an image of `width`×`height`: height above the
-    /// road 1.2–1.6 m, horizon at 38–50 % of the rows, baseline within
-    /// ±0.5 % of Cityscapes'. Uses a fixed number of draws, whatever the size.
-    pub fn sample(rng: &mut impl Rng, width: u32, height: u32) -> Camera {
-        let elevation = rng.random_range(1.2..1.6);
-        let horizon = rng.random_range(0.38..0.50);
+    /// road within ±0.1 m of `rig.0` (at least 0.9 m), horizon within ±3 % of
+    /// the rows of `rig.1`, baseline within ±0.5 % of Cityscapes'. Uses a
+    /// fixed number of draws, whatever the size.
+    pub fn sample(rng: &mut impl Rng, width: u32, height: u32, rig: (f32, f32)) -> Camera {
+        let elevation = (rig.0 as f64 + rng.random_range(-0.1..0.1)).max(0.9);
+        let horizon = (rig.1 as f64 + rng.random_range(-0.03..0.03)).clamp(0.25, 0.65);
         let baseline = CITYSCAPES_BASELINE * (1.0 + rng.random_range(-0.005..0.005));
         Camera {
             width,
@@ -133,7 +134,7 @@ mod tests {
     use super::*;
 
     fn camera() -> Camera {
-        Camera::sample(&mut ChaCha8Rng::seed_from_u64(1), 256, 128)
+        Camera::sample(&mut ChaCha8Rng::seed_from_u64(1), 256, 128, (1.4, 0.44))
     }
 
     #[test]
@@ -142,7 +143,16 @@ mod tests {
         assert!((cam.fx - 2262.52 * 256.0 / 2048.0).abs() < 1e-9);
         assert!((cam.u0 - 128.0).abs() < 1e-9);
         assert!((cam.baseline - 0.209313).abs() < 0.002);
-        assert!((1.2..1.6).contains(&cam.elevation));
+        assert!((1.3..1.5).contains(&cam.elevation));
+        assert!((0.41 * 128.0..0.47 * 128.0).contains(&cam.v0));
+    }
+
+    #[test]
+    fn the_rig_sets_height_and_horizon() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let bus = Camera::sample(&mut rng, 256, 128, (2.8, 0.56));
+        assert!((2.7..2.9).contains(&bus.elevation));
+        assert!((0.53 * 128.0..0.59 * 128.0).contains(&bus.v0));
     }
 
     #[test]

@@ -7,9 +7,13 @@
 //! through a z-buffer, gives the colour, the label and the disparity of
 //! every pixel, so the two tasks' labels agree. Layout, distances, colours,
 //! textures, lighting and object counts are drawn from continuous
-//! distributions per image, seeded by `(seed, split, index)` only.
+//! distributions per image, seeded by `(seed, split, index)` only. On top,
+//! every image belongs to a `district` drawn from a long-tailed catalogue
+//! (`P(k) ∝ 1/k` over 100 000): its palette and surface patterns per label,
+//! camera height and pitch, traffic, crowds, building heights, haze and light
+//! colour, so a larger training set sees more of the tail.
 //!
-//! The pieces: `scene` samples a description (`camera`, `street`,
+//! The pieces: `scene` samples a description (`district`, `camera`, `street`,
 //! `populate` with the builders in `objects`, `atmosphere`, `sensor`);
 //! `render` casts it (`raster` over `geometry` and `ground`, coloured by
 //! `material` and `texture`, lit with `shadow`); `write` stores it.
@@ -22,6 +26,7 @@
 
 mod atmosphere;
 mod camera;
+mod district;
 mod geometry;
 mod ground;
 mod material;

@@ -5,6 +5,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::district::District;
 use super::geometry::Shape;
 use super::material::{Facade, Material};
 use super::objects::{self, Barrier, Placement, Rect};
@@ -34,17 +35,19 @@ struct Populator<'a> {
     street: &'a Street,
     /// Colour of the sky, reflected in glass.
     sky: Rgb,
+    district: &'a District,
     leaves: Rgb,
     out: Population,
     /// Footprints taken so far.
     occupied: Vec<Rect>,
 }
 
-/// Fills `street` with objects; `sky` is the zenith colour, for glass.
-pub(crate) fn populate(rng: &mut ChaCha8Rng, street: &Street, sky: Rgb) -> Population {
+/// Fills `street` with objects; `sky` is the zenith colour, for glass; the
+/// district sets how busy the street is and how tall its buildings are.
+pub(crate) fn populate(rng: &mut ChaCha8Rng, street: &Street, sky: Rgb, district: &District) -> Population {
     let leaves = hsv_jitter(rng, 95.0, 0.6, 0.32, [25.0, 0.2, 0.14]);
     let cam = Rect { s0: street.cam_s - 1.2, s1: street.cam_s + 1.2, z0: -6.0, z1: 2.5 };
-    let mut p = Populator { rng, street, sky, leaves, out: Population::default(), occupied: vec![cam] };
+    let mut p = Populator { rng, street, sky, district, leaves, out: Population::default(), occupied: vec![cam] };
     p.sides();
     p.far_away();
     p.signals();
@@ -146,7 +149,7 @@ impl Populator<'_> {
             }
             let setback =
                 verge + if rng.random_bool(0.3) { rng.random_range(0.0..4.0) } else { rng.random_range(0.0..0.5) };
-            let tall = rng.random_range(4.0..8.0 + 28.0 * urban);
+            let tall = rng.random_range(4.0..8.0 + 28.0 * urban) * self.district.storeys;
             let facade = objects::facade(rng, self.sky);
             let depth = rng.random_range(8.0..20.0);
             objects::building(&mut self.out.prims, edge + side * setback, side, depth, (z, z + len), tall, facade);
@@ -223,7 +226,7 @@ impl Populator<'_> {
     fn vehicles(&mut self) {
         let street = self.street;
         let busy: f32 = self.rng.random();
-        let moving = (busy * busy * 11.0) as usize + self.rng.random_range(0..=1);
+        let moving = (busy * busy * 11.0 * self.district.traffic) as usize + self.rng.random_range(0..=1);
         for _ in 0..moving {
             let lane = self.rng.random_range(0..street.lanes);
             let s = street.lane_centre(lane) + self.rng.random_range(-0.3..0.3);
@@ -283,7 +286,7 @@ impl Populator<'_> {
         let street = self.street;
         let kerb = street.ground.kerb;
         let crowd: f32 = self.rng.random();
-        let walkers = (crowd * crowd * 14.0) as usize + usize::from(self.rng.random_bool(0.4));
+        let walkers = (crowd * crowd * 14.0 * self.district.people) as usize + usize::from(self.rng.random_bool(0.4));
         for _ in 0..walkers {
             let side = self.random_side();
             let width = street.verge_width(side);
@@ -360,7 +363,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let urban = rng.random();
         let street = street::sample(&mut rng, urban);
-        let population = populate(&mut rng, &street, [0.5, 0.6, 0.8]);
+        let population = populate(&mut rng, &street, [0.5, 0.6, 0.8], &District::new(0, 0));
         (street, population)
     }
 

@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn the_nearer_of_two_overlapping_boxes_wins() {
-        let camera = Camera::sample(&mut ChaCha8Rng::seed_from_u64(3), 128, 64);
+        let camera = Camera::sample(&mut ChaCha8Rng::seed_from_u64(3), 128, 64, (1.4, 0.44));
         let view = View::new(camera, 0.0, 0.0);
         let far =
             Primitive { shape: Shape::cuboid((-2.0, 2.0), (0.0, 3.0), (20.0, 22.0)), label: 11, material: plain() };
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn pixels_above_the_horizon_with_nothing_in_front_are_sky() {
-        let camera = Camera::sample(&mut ChaCha8Rng::seed_from_u64(3), 128, 64);
+        let camera = Camera::sample(&mut ChaCha8Rng::seed_from_u64(3), 128, 64, (1.4, 0.44));
         let view = View::new(camera, 0.0, 0.0);
         let raster = rasterize(&view, &ground(), &[]);
         assert_eq!(raster.owner[0], SKY);

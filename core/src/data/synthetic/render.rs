@@ -87,6 +87,7 @@ pub(crate) fn render(desc: &SceneDesc) -> Scene {
                     (prim.material.albedo(p, face), prim.shape.normal(p, face), prim.label, false)
                 }
             };
+            let albedo = desc.district.look(label).apply(albedo, p);
             let mut sun = dot(normal, light.dir).max(0.0);
             if let (Some(shadows), true) = (&shadows, sun > 0.0) {
                 let lifted = [p[0] + 0.02 * normal[0], p[1] + 0.02 * normal[1], p[2] + 0.02 * normal[2]];
@@ -156,6 +157,20 @@ mod tests {
         assert_ne!(a.rgb, b.rgb);
         assert_ne!(a.label_ids, b.label_ids);
         assert_ne!(a.rgb, c.rgb);
+    }
+
+    #[test]
+    fn the_district_palette_changes_colours_but_not_labels_or_disparity() {
+        let mut recoloured = 0;
+        for i in 0..6 {
+            let desc = sample_scene(4, Split::Train, i, 128, 64);
+            let plain = SceneDesc { district: desc.district.plain(), ..desc.clone() };
+            let (a, b) = (render(&desc), render(&plain));
+            assert_eq!(a.label_ids, b.label_ids);
+            assert_eq!(a.disparity, b.disparity);
+            recoloured += usize::from(a.rgb != b.rgb);
+        }
+        assert!(recoloured >= 4, "{recoloured}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::atmosphere::{self, Light, Sky};
 use super::camera::{Camera, View};
+use super::district::{self, District};
 use super::ground::Ground;
 use super::objects::Rect;
 use super::populate::populate;
@@ -57,6 +58,8 @@ pub(crate) struct SceneDesc {
     pub sky: Sky,
     pub light: Light,
     pub sensor: Sensor,
+    /// The district's looks, applied to every surface's albedo.
+    pub district: District,
     #[cfg_attr(not(test), allow(dead_code))]
     pub counts: Counts,
 }
@@ -93,13 +96,14 @@ pub(crate) fn pick(rng: &mut impl Rng, weights: &[f32]) -> usize {
 /// Samples image `index` of `split` of the dataset `seed`, at `width`×`height`.
 pub(crate) fn sample_scene(seed: u64, split: Split, index: usize, width: u32, height: u32) -> SceneDesc {
     let mut rng = ChaCha8Rng::seed_from_u64(scene_seed(seed, split, index));
-    let camera = Camera::sample(&mut rng, width, height);
+    let district = District::new(seed, district::draw_rank(&mut rng));
+    let camera = Camera::sample(&mut rng, width, height, (district.elevation, district.horizon));
     let urban: f32 = rng.random();
     let yaw = rng.random_range(-0.05..0.05) * if rng.random_bool(0.2) { 2.5 } else { 1.0 };
     // Sky first: windows and glass reflect it.
-    let (sky, light) = atmosphere::sample(&mut rng);
+    let (sky, light) = atmosphere::sample(&mut rng, &district);
     let street = street::sample(&mut rng, urban);
-    let population = populate(&mut rng, &street, sky.zenith);
+    let population = populate(&mut rng, &street, sky.zenith, &district);
     let sensor = Sensor::sample(&mut rng);
     SceneDesc {
         view: View::new(camera, street.cam_s, yaw),
@@ -109,6 +113,7 @@ pub(crate) fn sample_scene(seed: u64, split: Split, index: usize, width: u32, he
         sky,
         light,
         sensor,
+        district,
         counts: population.counts,
     }
 }
@@ -145,5 +150,30 @@ mod tests {
         assert!(counts.iter().any(|c| c.cars > 3), "{counts:?}");
         assert!(counts.iter().any(|c| c.people > 3), "{counts:?}");
         assert!(counts.iter().any(|c| c.trees > 0) && counts.iter().any(|c| c.trees == 0));
+    }
+
+    #[test]
+    fn districts_repeat_at_the_head_and_rarely_in_the_tail() {
+        let ranks: Vec<u32> = (0..2000).map(|i| sample_scene(5, Split::Train, i, 32, 16).district.rank).collect();
+        let mut seen = std::collections::BTreeMap::new();
+        for r in &ranks {
+            *seen.entry(*r).or_insert(0usize) += 1;
+        }
+        // The commonest district holds a few per cent of the images, yet
+        // most districts appear once: 1000 images see fewer than 2000 do.
+        assert!(seen.get(&0).is_some_and(|&n| n > 60), "{:?}", seen.get(&0));
+        let once = seen.values().filter(|&&n| n == 1).count();
+        assert!(once > 600, "{once}");
+        let half: std::collections::BTreeSet<_> = ranks[..1000].iter().collect();
+        assert!(seen.len() as f32 > 1.5 * half.len() as f32, "{} vs {}", seen.len(), half.len());
+    }
+
+    #[test]
+    fn the_district_sets_the_camera_rig() {
+        let heights: Vec<f64> = (0..60).map(|i| sample_scene(2, Split::Val, i, 64, 32).view.camera.elevation).collect();
+        assert!(heights.iter().any(|&h| h < 1.4) && heights.iter().any(|&h| h > 2.0), "{heights:?}");
+        let a = sample_scene(2, Split::Val, 7, 64, 32);
+        let d = District::new(2, a.district.rank);
+        assert!((a.view.camera.elevation - d.elevation as f64).abs() <= 0.1 + 1e-6);
     }
 }
