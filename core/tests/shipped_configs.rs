@@ -37,3 +37,18 @@ fn there_is_one_method_config_per_method_differing_only_in_method_and_distill() 
         assert_eq!((&c.data, &c.model, &c.train, c.seed), (&base.data, &base.model, &base.train, base.seed), "{kind}");
     }
 }
+
+#[test]
+fn the_experiment_configs_cover_every_method_and_differ_only_in_method_and_distill() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/experiments");
+    let base = Config::load(&dir.join("full.toml"), &[]).unwrap();
+    let mut kinds = Vec::new();
+    for f in configs_in(&dir) {
+        let c = Config::load(&f, &[]).unwrap();
+        kinds.push(c.method.kind);
+        assert_eq!((&c.data, &c.model, &c.train, c.seed), (&base.data, &base.model, &base.train, base.seed), "{f:?}");
+    }
+    for kind in MethodKind::ALL {
+        assert!(kinds.contains(&kind), "no experiment config for {kind}");
+    }
+}
