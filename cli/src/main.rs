@@ -48,8 +48,9 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Train(_) | Command::Eval(_) | Command::Worker(_) => runtime::tune(true),
-        Command::Coordinator(_) | Command::Local(_) | Command::Experiment(_) => runtime::tune(false),
+        Command::Train(_) | Command::Eval(_) => runtime::tune(runtime::Waiting::Spin),
+        Command::Worker(_) => runtime::tune(runtime::Waiting::Default),
+        Command::Coordinator(_) | Command::Local(_) | Command::Experiment(_) => runtime::tune(runtime::Waiting::Sleep),
         _ => {}
     }
     let result = match cli.command {

@@ -9,12 +9,15 @@
 //!   every step's activations fault in fresh zeroed pages; raising the mmap and
 //!   trim thresholds keeps them in the heap.
 //!
-//! Training commands (`train`, `eval`, `worker`) set the defaults the user did
-//! not set and re-execute the binary once. The coordinator (`coordinator`,
-//! and `local`'s own process) gets `OMP_WAIT_POLICY=PASSIVE` instead: its
-//! optimizer step is hundreds of tiny parallel regions, between which
-//! libgomp's default spinning took 85 % of a core from the workers beside it
-//! (measured with perf, BENCHMARKS.md). `DMTL_RUNTIME_TUNING=0` turns this off.
+//! Training commands (`train`, `eval`) set the defaults the user did not set
+//! and re-execute the binary once. The coordinator (`coordinator`, and the
+//! own process of `local` and `experiment`) gets `OMP_WAIT_POLICY=PASSIVE`
+//! instead: its optimizer step is hundreds of tiny parallel regions, between
+//! which libgomp's default spinning took 85 % of a core from the workers beside
+//! it (measured with perf, BENCHMARKS.md). Workers keep libgomp's default
+//! (spin briefly, then sleep): a worker waits between rounds, and with `ACTIVE`
+//! the idle worker of an alternating method spun on a core the active one
+//! needed. `DMTL_RUNTIME_TUNING=0` turns this off.
 
 use std::os::unix::process::CommandExt;
 
@@ -30,16 +33,27 @@ pub fn tuned_variables() -> Vec<String> {
 const DEFAULTS: [(&str, &str); 3] =
     [("OMP_WAIT_POLICY", "ACTIVE"), ("MALLOC_MMAP_THRESHOLD_", "268435456"), ("MALLOC_TRIM_THRESHOLD_", "1073741824")];
 
+/// How idle OpenMP threads wait.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Keep spinning (`ACTIVE`): one training process owns the cores.
+    Spin,
+    /// libgomp's default: spin briefly, then sleep (workers).
+    Default,
+    /// Sleep at once (`PASSIVE`): the coordinator.
+    Sleep,
+}
+
 /// Re-executes the current process with the tuned environment, unless it is
 /// already tuned, tuning is disabled, or every variable is set by the user.
-/// `spin`: keep idle OpenMP threads spinning (training processes), else let them sleep.
-pub fn tune(spin: bool) {
+pub fn tune(waiting: Waiting) {
     if std::env::var_os(MARK).is_some() || std::env::var("DMTL_RUNTIME_TUNING").is_ok_and(|v| v == "0") {
         return;
     }
     let missing: Vec<(&str, &str)> = DEFAULTS
         .iter()
-        .map(|&(k, v)| if k == "OMP_WAIT_POLICY" && !spin { (k, "PASSIVE") } else { (k, v) })
+        .filter(|(k, _)| *k != "OMP_WAIT_POLICY" || waiting != Waiting::Default)
+        .map(|&(k, v)| if k == "OMP_WAIT_POLICY" && waiting == Waiting::Sleep { (k, "PASSIVE") } else { (k, v) })
         .filter(|(k, _)| std::env::var_os(k).is_none())
         .collect();
     if missing.is_empty() {

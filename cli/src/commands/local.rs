@@ -137,6 +137,11 @@ pub fn run_local(spec: &LocalRun) -> anyhow::Result<EngineEnd> {
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
         let url = format!("http://{}", coordinator.addr);
         let exe = std::env::current_exe().context("locating the dmtl binary")?;
+        // A rebuilt binary replaced the running one: start the workers from the same path.
+        let exe = match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
+            Some(path) => PathBuf::from(path),
+            None => exe,
+        };
         let mut children: Vec<(String, Child)> = Vec::new();
         let tuned = crate::runtime::tuned_variables();
         for task in &tasks {
@@ -153,6 +158,8 @@ pub fn run_local(spec: &LocalRun) -> anyhow::Result<EngineEnd> {
                 let child = command
                     .args(["worker", "--coordinator", &url, "--task", task.as_str(), "--threads"])
                     .arg(threads.to_string())
+                    // Orphaned workers (this process killed) give up soon instead of retrying for long.
+                    .args(["--give-up-after-s", "30"])
                     .env("DMTL_TOKEN", &token)
                     .stdin(Stdio::null())
                     .stdout(log.try_clone()?)
