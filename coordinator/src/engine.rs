@@ -127,7 +127,7 @@ impl Engine {
         &self,
         id: WorkerId,
         header: &PushHeader,
-        payload: &[u8],
+        update: Update,
         expected: UpdateKind,
         weights_version: u64,
         updates: &mut BTreeMap<WorkerId, Update>,
@@ -150,13 +150,6 @@ impl Engine {
             return Ok(PushVerdict::Refused(format!(
                 "the update starts from weights version {}, round {} from version {weights_version}",
                 header.weights_version, header.round
-            )));
-        }
-        let update = self.merger.check(payload).map_err(|e| HubError::InvalidArgument(e.to_string()))?;
-        if update.samples as u64 != header.samples {
-            return Err(HubError::InvalidArgument(format!(
-                "the header says {} samples, the payload {}",
-                header.samples, update.samples
             )));
         }
         let mut st = self.hub.lock();
@@ -295,8 +288,8 @@ impl Engine {
             let mut updates: BTreeMap<WorkerId, Update> = BTreeMap::new();
             let finished = loop {
                 match self.rx.recv_timeout(TICK) {
-                    Ok(EngineMsg::Push { id, header, payload, reply }) => {
-                        let verdict = self.on_push(id, &header, &payload, expected, weights_version, &mut updates);
+                    Ok(EngineMsg::Push { id, header, update, reply }) => {
+                        let verdict = self.on_push(id, &header, update, expected, weights_version, &mut updates);
                         if matches!(verdict, Ok(PushVerdict::Accepted)) {
                             last_push_at = Instant::now();
                         }

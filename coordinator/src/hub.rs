@@ -14,7 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use dmtl_core::method::{Losses, Pool};
 use dmtl_core::metrics::EvalMetrics;
-use dmtl_core::train::LossValues;
+use dmtl_core::train::wire::{decode_update_with, UpdateSpec};
+use dmtl_core::train::{LossValues, Update};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::scheduler::{Scheduler, SchedulerError, Task, WorkerId};
@@ -180,7 +181,7 @@ pub enum HubError {
 /// What the round loop is sent.
 pub enum EngineMsg {
     /// An update to validate and, if accepted, record for its round.
-    Push { id: WorkerId, header: PushHeader, payload: Bytes, reply: oneshot::Sender<Result<PushVerdict, HubError>> },
+    Push { id: WorkerId, header: PushHeader, update: Update, reply: oneshot::Sender<Result<PushVerdict, HubError>> },
     /// Something changed (a worker joined, left, heartbeat): re-check the round.
     Wake,
     /// Stop after the current round with a checkpoint.
@@ -302,6 +303,8 @@ pub struct RunFacts {
     pub heartbeat_timeout_ms: u32,
     /// Upper bound of an update's payload in bytes.
     pub max_update_bytes: u64,
+    /// What updates are validated against (the model's names, shapes, dtypes).
+    pub spec: Arc<UpdateSpec>,
 }
 
 /// Shared between the RPC handlers and the round loop.
@@ -564,11 +567,23 @@ impl Hub {
         }
     }
 
-    /// Hands a well-formed update to the round loop and waits for its verdict.
+    /// Validates an update (on a blocking thread, several at once), hands it to
+    /// the round loop and waits for its verdict.
     pub async fn push(&self, header: PushHeader, payload: Bytes) -> Result<PushVerdict, HubError> {
         let id = self.parse_name(&header.worker)?;
+        let spec = self.facts.spec.clone();
+        let update = tokio::task::spawn_blocking(move || decode_update_with(&payload, &spec))
+            .await
+            .map_err(|e| HubError::Internal(format!("validating the update: {e}")))?
+            .map_err(|e| HubError::InvalidArgument(e.to_string()))?;
+        if update.samples as u64 != header.samples {
+            return Err(HubError::InvalidArgument(format!(
+                "the header says {} samples, the payload {}",
+                header.samples, update.samples
+            )));
+        }
         let (reply, verdict) = oneshot::channel();
-        self.send(EngineMsg::Push { id, header, payload, reply })?;
+        self.send(EngineMsg::Push { id, header, update, reply })?;
         verdict.await.map_err(|_| HubError::Unavailable("the coordinator's round loop has stopped".into()))?
     }
 

@@ -150,6 +150,7 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
         heartbeat_timeout_ms: d.heartbeat_timeout_ms as u32,
         // Gradients (or deltas) plus statistics are never larger than the weights; room for the header.
         max_update_bytes: weights_len * 2 + (1 << 20),
+        spec: Arc::new(dmtl_core::train::wire::UpdateSpec::of(&merger.state().model)),
     };
     let step = merger.step() as u64;
     let run = RunView {

@@ -175,7 +175,8 @@ fn runtime() -> tokio::runtime::Runtime {
 fn a_worker_pulls_the_weights_and_its_update_is_merged_into_the_next_version() {
     runtime().block_on(async {
         let run = tempfile::tempdir().unwrap();
-        let cfg = config("full", 2, "");
+        let mut cfg = config("full", 2, "");
+        cfg.distributed.heartbeat_timeout_ms = 600_000; // this test's client sends no heartbeats
         let coord = start(cfg.clone(), run.path()).await;
         let mut c = rpc(&coord);
         let worker = register(&mut c, v1::Task::Both).await;
@@ -211,7 +212,8 @@ fn a_worker_pulls_the_weights_and_its_update_is_merged_into_the_next_version() {
 fn every_bad_request_is_refused_with_a_status_that_says_why_and_the_model_is_unchanged() {
     runtime().block_on(async {
         let run = tempfile::tempdir().unwrap();
-        let cfg = config("full", 3, "");
+        let mut cfg = config("full", 3, "");
+        cfg.distributed.heartbeat_timeout_ms = 600_000; // this test's client sends no heartbeats
         let coord = start(cfg.clone(), run.path()).await;
 
         // No token, wrong token.
@@ -307,6 +309,7 @@ fn a_snapshot_and_an_update_above_64_mb_travel_through_the_services_in_chunks() 
         let run = tempfile::tempdir().unwrap();
         let mut cfg = config("full", 1, "");
         cfg.model.width = 300;
+        cfg.distributed.heartbeat_timeout_ms = 600_000; // this test's client sends no heartbeats
         cfg.train.eval_every = 100;
         let coord = start(cfg.clone(), run.path()).await;
         let mut c = rpc(&coord);

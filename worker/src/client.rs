@@ -367,6 +367,8 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
                     shards.shards.iter().flat_map(|s| s.indices.iter().map(|&i| i as usize)).collect();
                 handle.call(|reply| Job::Shard { indices, reply }).await.map_err(WorkerError::Setup)?;
             }
+            // The first batch is built on the training thread while the weights travel.
+            handle.submit(Job::Prepare { work: work.clone() });
             let mut pulls = vec![(v1::SnapshotKind::Weights, info.weights_version)];
             if info.teacher_version > 0 {
                 pulls.push((v1::SnapshotKind::Teacher, info.teacher_version));

@@ -72,6 +72,10 @@ pub enum Job {
         work: RoundWork,
         reply: Reply<RoundResult>,
     },
+    /// Build the first batch of a round ahead of `Train` (while the weights are pulled).
+    Prepare {
+        work: RoundWork,
+    },
 }
 
 /// The handle to a training thread; dropping it ends the thread.
@@ -117,12 +121,18 @@ impl TrainerHandle {
                         Job::Train { work, reply } => {
                             let _ = reply.send(state.train(&work));
                         }
+                        Job::Prepare { work } => state.prepare(&work),
                     }
                 }
             })
             .map_err(|e| format!("spawning the training thread: {e}"))?;
         ready_rx.recv().map_err(|_| "the training thread stopped while starting".to_string())??;
         Ok(TrainerHandle { tx })
+    }
+
+    /// Queues a job without waiting for it.
+    pub fn submit(&self, job: Job) {
+        let _ = self.tx.send(job);
     }
 
     /// Sends a job and awaits its reply.
@@ -143,6 +153,8 @@ struct State {
     teacher: Option<Teacher>,
     /// The local optimizer of local-SGD rounds (kept across rounds).
     optimizer: Optimizer,
+    /// The first batch of a round, built ahead: (round, batch).
+    prepared: Option<(u64, dmtl_core::train::Batch)>,
 }
 
 impl State {
@@ -174,7 +186,38 @@ impl State {
             shard: Vec::new(),
             model,
             teacher,
+            prepared: None,
         })
+    }
+
+    fn sampler(&self, work: &RoundWork) -> Sampler {
+        let mut pools = BTreeMap::new();
+        pools.insert(work.part.pool, self.shard.clone());
+        Sampler::new(self.config.seed, pools)
+    }
+
+    fn draw(&self, sampler: &mut Sampler, work: &RoundWork, j: u64) -> dmtl_core::train::Batch {
+        let batch = draw_batch(
+            &self.images,
+            sampler,
+            &work.part,
+            work.first_draw + j * work.part.count as u64,
+            &self.config.data.augment,
+            self.config.data.depth,
+        );
+        if self.device == tch::Device::Cpu {
+            batch
+        } else {
+            batch.to_device(self.device)
+        }
+    }
+
+    fn prepare(&mut self, work: &RoundWork) {
+        if self.shard.is_empty() {
+            return;
+        }
+        let mut sampler = self.sampler(work);
+        self.prepared = Some((work.round, self.draw(&mut sampler, work, 0)));
     }
 
     fn set_shard(&mut self, indices: Vec<usize>) -> Result<usize, String> {
@@ -202,27 +245,20 @@ impl State {
             return Err("no shard assigned".into());
         }
         let started = Instant::now();
-        let mut pools = BTreeMap::new();
-        pools.insert(work.part.pool, self.shard.clone());
-        let mut sampler = Sampler::new(self.config.seed, pools);
+        let mut sampler = self.sampler(work);
+        let mut prepared = self.prepared.take().filter(|(round, _)| *round == work.round).map(|(_, b)| b);
         let distill =
             DistillParams { weight: self.config.distill.weight, temperature: self.config.distill.temperature };
         let start: Option<BTreeMap<String, tch::Tensor>> = (work.kind == PushKind::WeightDelta)
             .then(|| self.model.parameters().iter().map(|(n, p)| (n.clone(), p.detach().copy())).collect());
-        let count = work.part.count as u64;
         let mut sums = dmtl_core::train::step::LossSums::default();
         let mut samples = 0usize;
         let mut last = None;
         for j in 0..u64::from(work.steps) {
-            let batch = draw_batch(
-                &self.images,
-                &mut sampler,
-                &work.part,
-                work.first_draw + j * count,
-                &self.config.data.augment,
-                self.config.data.depth,
-            );
-            let batch = if self.device == tch::Device::Cpu { batch } else { batch.to_device(self.device) };
+            let batch = match prepared.take() {
+                Some(b) if j == 0 => b,
+                _ => self.draw(&mut sampler, work, j),
+            };
             let teacher = self.teacher.as_ref().map(|t| &t.model);
             let update =
                 compute_update(&self.model, &batch, &work.part.losses, distill, teacher).map_err(|e| e.to_string())?;

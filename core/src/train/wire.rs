@@ -63,9 +63,31 @@ pub fn encode_update(update: &Update) -> Result<Vec<u8>, TensorIoError> {
     tensor_io::encode(&tensors, info)
 }
 
+/// What an update is checked against: the shape and dtype of every parameter
+/// and BatchNorm statistic of a model, and its device. Holds no tensor, so it
+/// can be shared with the threads that validate updates in parallel.
+#[derive(Debug, Clone)]
+pub struct UpdateSpec {
+    params: BTreeMap<String, (Vec<i64>, Kind)>,
+    buffers: BTreeMap<String, (Vec<i64>, Kind)>,
+    device: tch::Device,
+}
+
+impl UpdateSpec {
+    pub fn of(model: &Model) -> UpdateSpec {
+        let shape = |m: BTreeMap<String, tch::Tensor>| m.into_iter().map(|(n, t)| (n, (t.size(), t.kind()))).collect();
+        UpdateSpec { params: shape(model.parameters()), buffers: shape(model.buffers()), device: model.device() }
+    }
+}
+
 /// Decodes and validates an update against `model`; the tensors are moved to
 /// the model's device. `model` itself is not touched.
 pub fn decode_update(bytes: &[u8], model: &Model) -> Result<Update, UpdateError> {
+    decode_update_with(bytes, &UpdateSpec::of(model))
+}
+
+/// [`decode_update`] against a model's [`UpdateSpec`].
+pub fn decode_update_with(bytes: &[u8], spec: &UpdateSpec) -> Result<Update, UpdateError> {
     let (tensors, info) = tensor_io::decode(bytes)?;
     let meta: Meta = info
         .get(META)
@@ -74,28 +96,27 @@ pub fn decode_update(bytes: &[u8], model: &Model) -> Result<Update, UpdateError>
     if meta.samples == 0 {
         return Err(UpdateError::NoSamples(0));
     }
-    let params = model.parameters();
-    let buffers = model.buffers();
     let (mut grads, mut stats) = (BTreeMap::new(), BTreeMap::new());
     for (name, t) in tensors {
         let (target, what, param, out) = if let Some(p) = name.strip_prefix(GRAD) {
-            (params.get(p), "parameter", p.to_string(), &mut grads)
+            (spec.params.get(p), "parameter", p.to_string(), &mut grads)
         } else if let Some(b) = name.strip_prefix(BUFFER) {
-            (buffers.get(b), "BatchNorm statistic", b.to_string(), &mut stats)
+            (spec.buffers.get(b), "BatchNorm statistic", b.to_string(), &mut stats)
         } else {
             return Err(UpdateError::BadName(name));
         };
-        let target = target.ok_or_else(|| UpdateError::Unknown { name: name.clone(), param: param.clone(), what })?;
-        if t.size() != target.size() {
-            return Err(UpdateError::Shape { name, expected: target.size(), got: t.size() });
+        let (size, kind) =
+            target.ok_or_else(|| UpdateError::Unknown { name: name.clone(), param: param.clone(), what })?;
+        if t.size() != *size {
+            return Err(UpdateError::Shape { name, expected: size.clone(), got: t.size() });
         }
-        if t.kind() != target.kind() {
-            return Err(UpdateError::Kind { name, expected: target.kind(), got: t.kind() });
+        if t.kind() != *kind {
+            return Err(UpdateError::Kind { name, expected: *kind, got: t.kind() });
         }
         if !bool::try_from(t.isfinite().all()).unwrap_or(false) {
             return Err(UpdateError::NonFinite { name });
         }
-        out.insert(param, t.to_device(model.device()));
+        out.insert(param, t.to_device(spec.device));
     }
     if grads.is_empty() {
         return Err(UpdateError::Empty);
