@@ -37,6 +37,8 @@ enum Command {
     Status(commands::status::Args),
     /// Follow a running coordinator: rounds, losses, metrics, workers.
     Watch(commands::watch::Args),
+    /// Write a checkpoint's predictions in the Cityscapes formats, with panels; score the written files.
+    Predict(commands::predict::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Local(args) => commands::local::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Watch(args) => commands::watch::run(args),
+        Command::Predict(args) => commands::predict::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,6 +3,7 @@ pub mod data_stats;
 pub mod eval;
 pub mod gen_synthetic;
 pub mod local;
+pub mod predict;
 pub mod status;
 pub mod train;
 pub mod watch;
