@@ -32,13 +32,13 @@ PY
 }
 
 if [[ $PARTS == *ratio* ]]; then
-for i in 1 2; do
+for i in $(seq 1 "${PAIRS:-2}"); do
   $DMTL train "${common[@]}" --run-dir "$OUT/train-$i" > "$OUT/train-$i.log" 2>&1
   $DMTL local "${common[@]}" --run-dir "$OUT/local-$i" > "$OUT/local-$i.log" 2>&1
 done
 echo "| run | dmtl train (img/s) | dmtl local (img/s) | local / train |"
 echo "|---|---|---|---|"
-for i in 1 2; do
+for i in $(seq 1 "${PAIRS:-2}"); do
   t=$(rate "$OUT/train-$i/metrics.jsonl"); l=$(rate "$OUT/local-$i/metrics.jsonl")
   echo "| $i | $t | $l | $(python3 -c "print(f'{$l / $t:.3f}')") |"
 done

@@ -41,6 +41,8 @@ enum Command {
     Experiment(commands::experiment::Args),
     /// Results table and figures of finished runs.
     Report(commands::report::Args),
+    /// Write a checkpoint's predictions in the Cityscapes formats, with panels; score the written files.
+    Predict(commands::predict::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,7 +50,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Train(_) | Command::Eval(_) => runtime::tune(runtime::Waiting::Spin),
+        Command::Train(_) | Command::Eval(_) | Command::Predict(_) => runtime::tune(runtime::Waiting::Spin),
         Command::Worker(_) => runtime::tune(runtime::Waiting::Default),
         Command::Coordinator(_) | Command::Local(_) | Command::Experiment(_) => runtime::tune(runtime::Waiting::Sleep),
         _ => {}
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Watch(args) => commands::watch::run(args),
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Predict(args) => commands::predict::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

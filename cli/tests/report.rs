@@ -149,6 +149,13 @@ fn an_experiment_skips_finished_runs_and_resumes_unfinished_ones() {
     assert!(out.join("masked/seed-0/workers/seg-0.log").exists(), "ran through dmtl local's engine");
     assert_eq!(read_json(&out.join("masked/seed-0/final.json"))["steps"], 10);
 
+    // The report of real runs also shows their predictions side by side.
+    let report = dir.path().join("report");
+    let o = run(&["report", out.to_str().unwrap(), "--out", report.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q = image::open(report.join("qualitative.png")).expect("qualitative.png is written").to_rgb8();
+    assert!(q.width() >= 4 * 64 && q.height() >= 4 * 32, "input, truth, full and half rows: {:?}", q.dimensions());
+
     // A suite whose configs differ elsewhere is refused before anything runs.
     let odd = tiny_config(&suite, "alternate", dataset());
     let text = std::fs::read_to_string(&odd).unwrap().replace("width = 64", "width = 128");

@@ -13,6 +13,7 @@ pub mod method;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod predict;
 pub mod report;
 pub mod run_dir;
 pub mod tensor_io;

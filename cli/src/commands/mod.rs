@@ -4,6 +4,7 @@ pub mod eval;
 pub mod experiment;
 pub mod gen_synthetic;
 pub mod local;
+pub mod predict;
 pub mod report;
 pub mod status;
 pub mod train;

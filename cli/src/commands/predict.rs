@@ -1,0 +1,118 @@
+//! `dmtl predict`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use dmtl_core::checkpoint::Checkpoint;
+use dmtl_core::data::dataset::{index_split, load_options};
+use dmtl_core::data::Split;
+use dmtl_core::metrics::delta_m;
+use dmtl_core::model::Model;
+use dmtl_core::predict::{predict_split, PredictOptions};
+use dmtl_core::run_dir::FinalReport;
+
+use crate::table::print_metrics;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A checkpoint written by `dmtl train` (checkpoints/step-*.safetensors).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Dataset root in the Cityscapes layout.
+    #[arg(long)]
+    data_root: PathBuf,
+    /// The split to predict.
+    #[arg(long, default_value = "val")]
+    split: Split,
+    /// Output folder [default: RUN_DIR/predictions/<checkpoint name> for a
+    /// checkpoint in RUN_DIR/checkpoints/, else <checkpoint name>-predictions
+    /// beside the checkpoint].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only the first N images of the split (sorted by id; the config's
+    /// `data.val_limit` / `train_limit` apply first, as in `dmtl eval`).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// A baseline run's final.json: also report Δm against it (as `dmtl eval`).
+    #[arg(long, value_name = "FINAL_JSON")]
+    baseline: Option<PathBuf>,
+    /// Print the metrics of the written files as JSON (the keys of `dmtl eval --json`).
+    #[arg(long)]
+    json: bool,
+}
+
+/// The default output folder of a checkpoint.
+fn default_out(checkpoint: &Path) -> PathBuf {
+    let stem = checkpoint.file_stem().map_or_else(|| "checkpoint".into(), |s| s.to_string_lossy().to_string());
+    let dir = checkpoint.parent().unwrap_or(Path::new("."));
+    match dir.file_name() {
+        Some(name) if name == "checkpoints" => dir.parent().unwrap_or(Path::new(".")).join("predictions").join(stem),
+        _ => dir.join(format!("{stem}-predictions")),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let ckpt = Checkpoint::load(&args.checkpoint)?;
+    let baseline = args.baseline.as_ref().map(|p| FinalReport::read(p).map(|b| (p, b))).transpose()?;
+    if args.limit == Some(0) {
+        anyhow::bail!("--limit must be at least 1");
+    }
+    let mut data = ckpt.config.data.clone();
+    data.root = args.data_root.display().to_string();
+    let device = dmtl_core::device::open_device(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    dmtl_core::device::set_threads(ckpt.config.train.threads);
+    let model = Model::new(&ckpt.config.model, data.classes.num_classes(), device, 0);
+    let weights = ckpt.model.iter().map(|(n, t)| (n.clone(), t.to_device(device))).collect();
+    model.load_tensors(&weights).with_context(|| format!("{}", args.checkpoint.display()))?;
+    // Like `dmtl eval`: the config's train_limit / val_limit apply.
+    let mut index = index_split(&data, args.split)?;
+    if let Some(limit) = args.limit {
+        index.entries.truncate(limit);
+    }
+    let out = args.out.clone().unwrap_or_else(|| default_out(&args.checkpoint));
+    let opts = PredictOptions {
+        out: out.clone(),
+        batch_size: ckpt.config.eval.batch_size,
+        threads: data.load_threads,
+        panels: true,
+    };
+    let report = predict_split(&model, &index, &load_options(&data), &opts, |done, total| {
+        tracing::debug!(done, total, "predicted");
+    })?;
+    tracing::info!(images = report.images, out = %out.display(), "wrote predictions");
+    let metrics = report.metrics;
+    let delta_m = baseline.map(|(path, base)| (path, base.method.clone(), delta_m(&metrics, &base.metrics())));
+    if args.json {
+        let mut value = serde_json::to_value(&metrics)?;
+        if let Some((path, method, dm)) = &delta_m {
+            value["delta_m"] = serde_json::json!({ "baseline": path, "baseline_method": method, "percent": dm });
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        let (ckpt_path, step) = (args.checkpoint.display(), ckpt.state.step);
+        println!("{ckpt_path} on {} ({} images, step {step}) → {}", args.split, report.images, out.display());
+        println!("metrics of the written files, at the label files' resolution:");
+        print_metrics(&metrics);
+        if let Some((path, method, dm)) = &delta_m {
+            println!("Δm against {} ({method}): {dm:+.2} %", path.display());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_output_is_in_the_run_directory() {
+        assert_eq!(
+            default_out(Path::new("runs/a/checkpoints/step-00000040.safetensors")),
+            Path::new("runs/a/predictions/step-00000040")
+        );
+        assert_eq!(default_out(Path::new("/x/model.safetensors")), Path::new("/x/model-predictions"));
+    }
+}
