@@ -11,7 +11,7 @@ use dmtl_core::config::Config;
 
 use super::train::toml_string;
 use crate::remote::{runtime, token};
-use crate::table::print_metrics;
+use crate::table::print_final;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -94,16 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     match end.with_context(|| format!("coordinating the run in {}", args.run_dir.display()))? {
         EngineEnd::Finished(report) => {
-            println!(
-                "\n{} · seed {} · {} steps · {} images · {:.0} s  ({})",
-                report.method,
-                report.seed,
-                report.steps,
-                report.images_seen,
-                report.wall_s,
-                args.run_dir.join("final.json").display()
-            );
-            print_metrics(&report.metrics());
+            print_final(&report, &args.run_dir);
             Ok(())
         }
         EngineEnd::Stopped { step, checkpoint } => {

@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::coordinator::{load_config, shutdown_signal};
 use crate::remote::runtime;
-use crate::table::print_metrics;
+use crate::table::print_final;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -80,16 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     match run_local(&spec).with_context(|| format!("local run in {}", args.run_dir.display()))? {
         EngineEnd::Finished(report) => {
-            println!(
-                "\n{} · seed {} · {} steps · {} images · {:.0} s  ({})",
-                report.method,
-                report.seed,
-                report.steps,
-                report.images_seen,
-                report.wall_s,
-                args.run_dir.join("final.json").display()
-            );
-            print_metrics(&report.metrics());
+            print_final(&report, &args.run_dir);
             Ok(())
         }
         EngineEnd::Stopped { step, checkpoint } => {

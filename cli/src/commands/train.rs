@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use dmtl_core::config::Config;
 
 use crate::progress::Progress;
-use crate::table::print_metrics;
+use crate::table::print_final;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,25 +27,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut overrides = args.overrides.clone();
-    if let Some(root) = &args.data_root {
-        overrides.push(format!("data.root={}", toml_string(&root.display().to_string())));
-    }
-    let config = Config::load(&args.config, &overrides)?;
+    let config = super::coordinator::load_config(&args.config, args.data_root.as_ref(), &args.overrides)?;
     let mut progress = Progress::new();
     let report = dmtl_core::train::train(&config, &args.run_dir, args.resume, &mut progress)
         .with_context(|| format!("training run in {}", args.run_dir.display()))?;
     progress.finish();
-    println!(
-        "\n{} · seed {} · {} steps · {} images · {:.0} s  ({})",
-        report.method,
-        report.seed,
-        report.steps,
-        report.images_seen,
-        report.wall_s,
-        args.run_dir.join("final.json").display()
-    );
-    print_metrics(&report.metrics());
+    print_final(&report, &args.run_dir);
     Ok(())
 }
 
