@@ -77,6 +77,32 @@ pub struct WorkerSummary {
     pub rounds: u64,
     pub images: u64,
     pub registrations: u64,
+    /// Where the rounds' time went (seconds, summed over rounds).
+    pub time: PhaseTimes,
+}
+
+/// Seconds a worker spent in each phase of its rounds, summed: what bounds a
+/// synchronous round (BENCHMARKS.md, "The distributed engine").
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PhaseTimes {
+    /// Waiting for a round to open (the other workers, the merge, the publish).
+    pub wait_s: f64,
+    /// Pulling and loading weights and teacher snapshots.
+    pub pull_s: f64,
+    /// Training steps and encoding the update.
+    pub train_s: f64,
+    /// Sending the update until the coordinator's verdict.
+    pub push_s: f64,
+}
+
+impl std::fmt::Display for PhaseTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "waiting {:.1} s, pulling {:.1} s, training {:.1} s, pushing {:.1} s",
+            self.wait_s, self.pull_s, self.train_s, self.push_s
+        )
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -335,6 +361,12 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
             }
             shared.state.store(state_code(v1::WorkerState::Waiting), Ordering::SeqCst);
             let wait = v1::WaitRoundRequest { worker_id: session.worker.clone(), last_round, max_wait_ms: 10_000 };
+            let mut clock = Instant::now();
+            let mut lap = |slot: &mut f64| {
+                let now = Instant::now();
+                *slot += (now - clock).as_secs_f64();
+                clock = now;
+            };
             let info = match client.wait_round(wait).await {
                 Ok(r) => r.into_inner(),
                 Err(s) if s.code() == Code::NotFound => continue 'session,
@@ -359,6 +391,7 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
             }
             let work = work_of(&info)?;
             shared.round.store(info.round, Ordering::SeqCst);
+            lap(&mut summary.time.wait_s);
 
             // Pull what this worker lacks.
             shared.state.store(state_code(v1::WorkerState::Pulling), Ordering::SeqCst);
@@ -404,6 +437,7 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
                     teacher_version = version;
                 }
             }
+            lap(&mut summary.time.pull_s);
             if superseded {
                 continue;
             }
@@ -414,6 +448,7 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
             shared.images_per_s.store(result.images_per_s.to_bits(), Ordering::SeqCst);
             // The local model moved (local SGD) or will be replaced: the next round pulls again.
             weights_version = u64::MAX;
+            lap(&mut summary.time.train_s);
 
             shared.state.store(state_code(v1::WorkerState::Pushing), Ordering::SeqCst);
             let header = v1::UpdateHeader {
@@ -435,7 +470,9 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
                 encoding: v1::PayloadEncoding::Safetensors as i32,
             };
             let messages = chunk_messages::<UpdateChunk>(header, Bytes::from(result.payload), session.chunk_bytes);
-            match client.push_update(tokio_stream::iter(messages)).await {
+            let pushed = client.push_update(tokio_stream::iter(messages)).await;
+            lap(&mut summary.time.push_s);
+            match pushed {
                 Ok(r) => {
                     let r = r.into_inner();
                     if r.accepted {

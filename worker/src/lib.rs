@@ -10,4 +10,4 @@
 pub mod client;
 pub mod trainer;
 
-pub use client::{run, WorkerError, WorkerOptions, WorkerSummary, WorkerTask};
+pub use client::{run, PhaseTimes, WorkerError, WorkerOptions, WorkerSummary, WorkerTask};

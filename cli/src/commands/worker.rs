@@ -69,6 +69,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         dmtl_worker::run(opts, stop).await
     });
     let summary = summary.with_context(|| format!("worker of {}", args.coordinator))?;
-    eprintln!("worker done: {} rounds merged, {} images", summary.rounds, summary.images);
+    eprintln!("worker done: {} rounds merged, {} images; {}", summary.rounds, summary.images, summary.time);
     Ok(())
 }
