@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lints and validates everything under deploy/:
 #   - hadolint on deploy/Dockerfile;
-#   - shellcheck on the shell scripts;
+#   - shellcheck on the shell scripts (gpu-check.sh included);
 #   - `kubectl kustomize` renders deploy/k8s/base and every overlay, and
 #     kubernetes-validate checks each rendered object (strict: unknown fields
 #     are errors) against the schemas of the Kubernetes versions below;
@@ -40,7 +40,7 @@ echo "validate: hadolint deploy/Dockerfile"
 "$bin/hadolint" "$here/Dockerfile"
 
 echo "validate: shellcheck"
-"$bin/shellcheck" "$here/validate.sh" "$here/offline-bases.sh" "$here"/slurm/*.sh "$here"/slurm/*.sbatch
+"$bin/shellcheck" "$here/validate.sh" "$here/offline-bases.sh" "$here/gpu-check.sh" "$here"/slurm/*.sh "$here"/slurm/*.sbatch
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
