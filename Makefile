@@ -42,8 +42,8 @@ test: setup
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --workspace --all-targets --features dmtl-cli/nccl -- -D warnings
-	cargo build -p dmtl-cli --features nccl
+	cargo clippy --workspace --all-targets --features nccl -- -D warnings
+	cargo build --features nccl
 	deploy/validate.sh
 
 fmt:

@@ -7,9 +7,13 @@
 fn main() {
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath={lib}");
-        let nccl = std::path::Path::new(&lib).join("../../nvidia/nccl/lib");
-        if let Ok(nccl) = nccl.canonicalize() {
-            println!("cargo:rustc-link-arg=-Wl,-rpath={}", nccl.display());
+        // `…/site-packages/torch/lib` → `…/site-packages/nvidia/nccl/lib` (lexically, as torch/lib is named).
+        if let Some(nccl) =
+            std::path::Path::new(&lib).parent().and_then(|t| t.parent()).map(|s| s.join("nvidia/nccl/lib"))
+        {
+            if nccl.is_dir() {
+                println!("cargo:rustc-link-arg=-Wl,-rpath={}", nccl.display());
+            }
         }
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch");
