@@ -11,7 +11,10 @@
 #   4. the grpc data plane over the GPUs: one coordinator, workers on cuda:0 …
 #      cuda:N-1 (seg and depth alternating)
 #   5. all-reduce bus bandwidth over every GPU (`dmtl allreduce-bench`, NCCL)
-#   6. the nccl data plane (`distributed.data_plane = "nccl"`); reported as
+#   6. the nccl plane's training step on real model tensors, one replica per
+#      GPU in one process (`dmtl allreduce-bench --step-check`): the replicas
+#      must stay identical and match the same steps merged on one GPU
+#   7. the nccl data plane (`distributed.data_plane = "nccl"`); reported as
 #      unavailable when this dmtl refuses it (no `nccl` feature, or rounds not
 #      wired yet)
 #
@@ -185,7 +188,16 @@ if [ "$gpus" -ge 2 ]; then
         fi
     done
 
-    # 6: the nccl data plane.
+    # 6: the nccl plane's step, one model replica per GPU.
+    if out=$("$dmtl" allreduce-bench --gpus "$gpus" --mib 1 --iters 1 --step-check 50 2>&1); then
+        results+=("$(printf '%-28s %s' nccl-step-check "$(grep -m1 'step check' <<< "$out" | sed 's/^[^:]*: //')")")
+    else
+        echo "$out" >&2
+        results+=("$(printf '%-28s FAILED: %s' nccl-step-check "$(tail -n 1 <<< "$out")")")
+        failures=$((failures + 1))
+    fi
+
+    # 7: the nccl data plane.
     nccl_run="$work/nccl-${gpus}gpu"
     if "$dmtl" local --config "$config" --run-dir "$nccl_run" --set 'distributed.data_plane="nccl"' \
         > "$work/nccl.log" 2>&1; then

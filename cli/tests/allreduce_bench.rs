@@ -14,6 +14,26 @@ fn the_local_backend_reports_algorithm_and_bus_bandwidth() {
 }
 
 #[test]
+fn the_step_check_keeps_replicas_identical_and_close_to_the_one_device_merge() {
+    let out = run(&[
+        "allreduce-bench",
+        "--backend",
+        "local",
+        "--gpus",
+        "2",
+        "--mib",
+        "1",
+        "--iters",
+        "1",
+        "--step-check",
+        "2",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("2 replicas x 2 steps") && text.contains("replicas differ by 0.0e0"), "{text}");
+}
+
+#[test]
 fn the_nccl_backend_says_why_it_cannot_run_here() {
     if tch::Cuda::is_available() {
         return; // a GPU machine: deploy/gpu-check.sh runs the real thing
