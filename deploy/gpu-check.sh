@@ -189,7 +189,7 @@ if [ "$gpus" -ge 2 ]; then
     done
 
     # 6: the nccl plane's step, one model replica per GPU.
-    if out=$("$dmtl" allreduce-bench --gpus "$gpus" --mib 1 --iters 1 --step-check 50 2>&1); then
+    if out=$("$dmtl" allreduce-bench --gpus "$gpus" --mib 1 --iters 1 --step-check 10 2>&1); then
         results+=("$(printf '%-28s %s' nccl-step-check "$(grep -m1 'step check' <<< "$out" | sed 's/^[^:]*: //')")")
     else
         echo "$out" >&2

@@ -44,7 +44,8 @@ pub struct Args {
     iters: usize,
     #[arg(long, value_enum, default_value_t = Backend::Nccl)]
     backend: Backend,
-    /// Then train one model replica per member for this many nccl-plane steps and check them (0: no check).
+    /// Then train one model replica per member for this many nccl-plane steps and check them
+    /// (0: no check; keep it within the learning-rate warm-up, 20 steps, for the 1e-3 comparison).
     #[arg(long, default_value_t = 0)]
     step_check: usize,
 }
@@ -147,6 +148,8 @@ fn report_step_check(replicas: &[Replica], steps: usize, reference: &BTreeMap<St
     if spread > 0.0 {
         bail!("the replicas' weights differ by {spread:e}: their merged updates were not identical");
     }
+    // Float differences (summation order; TF32 convolutions on GPUs) grow with the steps taken; over a
+    // few warm-up steps (small learning rates) they stay far below this.
     if to_reference > 1e-3 {
         bail!("the replicas differ from the one-device merge by {to_reference:e} (more than 1e-3)");
     }
