@@ -35,13 +35,15 @@ demo-data: build
 	@test -f $(DEMO_DATA)/.complete || $(DMTL) gen-synthetic --out $(DEMO_DATA) \
 		--train 1000 --val 200 --height 128 --width 256 --seed 7
 
-## Every test (CPU only).
+## Every test (CPU only). The `nccl` feature builds in `make lint` (no CUDA needed to build).
 test: setup
 	cargo test --workspace --all-targets
 
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --features nccl -- -D warnings
+	cargo build --features nccl
 	deploy/validate.sh
 
 fmt:

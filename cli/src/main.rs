@@ -43,6 +43,8 @@ enum Command {
     Report(commands::report::Args),
     /// Write a checkpoint's predictions in the Cityscapes formats, with panels; score the written files.
     Predict(commands::predict::Args),
+    /// Time sum all-reduces over this machine's GPUs (NCCL) and print the bus bandwidth.
+    AllreduceBench(commands::allreduce_bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Predict(args) => commands::predict::run(args),
+        Command::AllreduceBench(args) => commands::allreduce_bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -264,6 +264,15 @@ fn distributed_commands_refuse_bad_input_with_clear_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("distributed.data_plane"), "{}", stderr(&out));
+    // Why: this build lacks the feature, or (a `nccl` build) this machine has no GPU.
+    let why = if !cfg!(feature = "nccl") {
+        "`nccl` cargo feature"
+    } else if !tch::Cuda::is_available() {
+        "no CUDA device was found"
+    } else {
+        "not wired yet"
+    };
+    assert!(stderr(&out).contains(why), "{}", stderr(&out));
 
     let out = Command::new(env!("CARGO_BIN_EXE_dmtl"))
         .args(["worker", "--coordinator", &format!("http://127.0.0.1:{}", free_port()), "--task", "seg"])

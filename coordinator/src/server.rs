@@ -89,9 +89,12 @@ struct Prepared {
 fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
     let config = &opts.config;
     if config.distributed.data_plane == DataPlane::Nccl {
+        // Says why this build or machine cannot run the plane (no `nccl` feature, no GPU, no libnccl).
+        dmtl_collective::check_nccl_plane(None).map_err(|e| CoordinatorError::Start(e.to_string()))?;
         return Err(CoordinatorError::Start(
-            "config key `distributed.data_plane`: \"nccl\" needs a build with the `nccl` feature and GPUs; \
-             this coordinator serves the \"grpc\" data plane"
+            "config key `distributed.data_plane` = \"nccl\": the all-reduce plane is built (crate dmtl-collective) \
+             but the coordinator's nccl rounds (unique ids at round start, optimizer on the workers, weight pulls \
+             for evaluation and checkpoints) are not wired yet; use \"grpc\""
                 .into(),
         ));
     }

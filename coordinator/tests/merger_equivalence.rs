@@ -1,6 +1,8 @@
 //! The merger with one segmentation and one depth worker (each computing its
 //! part from a weights snapshot, shipping it as bytes) gives the same weights
 //! as single-process training — the distributed engine is the same step.
+//! So do two nccl-plane replicas that all-reduce their updates (in-process
+//! backend) and each run the merger's bookkeeping on the result.
 //! (Library level; the gRPC-level test comes with the services.)
 
 use std::collections::BTreeMap;
@@ -83,7 +85,16 @@ impl Worker {
     }
 }
 
-fn distributed_matches_single_process(method: &str, teacher: &str) {
+/// The synthetic data (kept while the value lives), the config, the
+/// single-process run's final checkpoint and the training data.
+struct Reference {
+    _data_dir: tempfile::TempDir,
+    cfg: Config,
+    single: Checkpoint,
+    data: RunData,
+}
+
+fn single_process(method: &str, teacher: &str) -> Reference {
     let data_dir = tempfile::tempdir().unwrap();
     let spec = SyntheticSpec { out: data_dir.path().to_path_buf(), train: 24, val: 8, height: 32, width: 64, seed: 6 };
     generate(&spec, &|_| {}).unwrap();
@@ -95,8 +106,14 @@ fn distributed_matches_single_process(method: &str, teacher: &str) {
 
     tch::set_num_threads(1);
     let data = RunData::load(&cfg).unwrap();
-    let mut merger = Merger::new(&cfg, Device::Cpu);
-    let mut workers = [Worker::new(&cfg, &data, Pool::Seg), Worker::new(&cfg, &data, Pool::Depth)];
+    Reference { _data_dir: data_dir, cfg, single, data }
+}
+
+fn distributed_matches_single_process(method: &str, teacher: &str) {
+    let reference = single_process(method, teacher);
+    let (cfg, single, data) = (&reference.cfg, &reference.single, &reference.data);
+    let mut merger = Merger::new(cfg, Device::Cpu);
+    let mut workers = [Worker::new(cfg, data, Pool::Seg), Worker::new(cfg, data, Pool::Depth)];
     let distill = DistillParams { weight: cfg.distill.weight, temperature: cfg.distill.temperature };
     for _ in 0..STEPS {
         merger.begin_step();
@@ -143,4 +160,77 @@ fn one_seg_and_one_depth_worker_reproduce_single_process_masked_training() {
 #[test]
 fn one_seg_and_one_depth_worker_reproduce_masked_distill_with_an_ema_teacher() {
     distributed_matches_single_process("masked-distill", "ema");
+}
+
+/// The nccl data plane on the in-process backend: no coordinator merge, but
+/// one replica per worker that all-reduces its update with the other's and
+/// runs the coordinator's own bookkeeping on the result (optimizer step,
+/// teacher refresh and EMA, counters) — what nccl workers do. Each replica
+/// ends with the single-process weights, as the grpc plane does.
+fn nccl_replicas_match_single_process(method: &str, teacher: &str) {
+    use dmtl_collective::local::local_group;
+    use dmtl_collective::{all_reduce_merge, Collective, MergeLayout};
+    use dmtl_coordinator::merger::MergeMode;
+
+    let reference = single_process(method, teacher);
+    let (cfg, single, data) = (&reference.cfg, &reference.single, &reference.data);
+    // Each worker's batches of every step, drawn up front (the loaders as in the grpc test).
+    let schedule = Schedule::new(&cfg.method, &cfg.distill, cfg.train.batch_size);
+    let batches: Vec<Vec<_>> = [Pool::Seg, Pool::Depth]
+        .into_iter()
+        .map(|pool| {
+            let w = Worker::new(cfg, data, pool);
+            (0..STEPS)
+                .map(|s| {
+                    let index = schedule.plan(s).parts.iter().position(|p| p.pool == pool).unwrap();
+                    w.loader.next_step().unwrap().parts[index].take().expect("the worker's pool is served")
+                })
+                .collect()
+        })
+        .collect();
+    let distill = DistillParams { weight: cfg.distill.weight, temperature: cfg.distill.temperature };
+    let group = local_group(2, std::time::Duration::from_secs(120));
+    let replicas: Vec<BTreeMap<String, tch::Tensor>> = std::thread::scope(|s| {
+        let handles: Vec<_> = group
+            .into_iter()
+            .zip(batches)
+            .map(|(c, mine)| {
+                s.spawn(move || {
+                    let mut replica = Merger::new(cfg, Device::Cpu);
+                    let layout = MergeLayout::of(&replica.state().model);
+                    for batch in &mine {
+                        replica.begin_step();
+                        let plan = replica.plan();
+                        let pool = if c.rank() == 0 { Pool::Seg } else { Pool::Depth };
+                        let losses = plan.parts.iter().find(|p| p.pool == pool).unwrap().losses;
+                        let st = replica.state();
+                        let teacher = st.teacher.as_ref().map(|t| &t.model);
+                        let update = compute_update(&st.model, batch, &losses, distill, teacher).unwrap();
+                        let merged = all_reduce_merge(&c, &layout, &update, Device::Cpu).unwrap();
+                        replica.apply_merged(&[merged], MergeMode::Gradients).unwrap();
+                    }
+                    replica.state().model.variables().into_iter().map(|(n, t)| (n, t.copy())).collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("replica")).collect()
+    });
+    for (rank, merged) in replicas.iter().enumerate() {
+        let worst = single
+            .model
+            .iter()
+            .map(|(name, t)| ((t - &merged[name]).abs().max().double_value(&[]), name))
+            .fold((0.0, None), |a, (d, n)| if d > a.0 { (d, Some(n)) } else { a });
+        assert!(worst.0 <= 1e-4, "{method}, rank {rank}: `{:?}` differs by {}", worst.1, worst.0);
+    }
+}
+
+#[test]
+fn nccl_plane_replicas_reproduce_single_process_masked_training() {
+    nccl_replicas_match_single_process("masked", "phase");
+}
+
+#[test]
+fn nccl_plane_replicas_reproduce_masked_distill_with_an_ema_teacher() {
+    nccl_replicas_match_single_process("masked-distill", "ema");
 }

@@ -319,6 +319,13 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
         summary.registrations += 1;
         let assignment = reply.assignment.unwrap_or_default();
         let plane = assignment.data_plane.unwrap_or_default();
+        if plane.kind == v1::DataPlaneKind::Nccl as i32 {
+            let device = local_config(&opts, &assignment.config_toml)?.train.device;
+            tokio::task::spawn_blocking(move || dmtl_collective::check_nccl_plane(Some(&device)))
+                .await
+                .map_err(|e| WorkerError::Setup(e.to_string()))?
+                .map_err(|e| WorkerError::Setup(e.to_string()))?;
+        }
         let session = Session {
             worker: reply.worker_id.clone(),
             config_toml: assignment.config_toml.clone(),

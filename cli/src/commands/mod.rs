@@ -1,3 +1,4 @@
+pub mod allreduce_bench;
 pub mod coordinator;
 pub mod data_stats;
 pub mod eval;
