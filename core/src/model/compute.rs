@@ -176,8 +176,7 @@ mod tests {
 
     #[test]
     fn parameters_optimizer_state_checkpoints_and_the_wire_stay_fp32_in_bf16() {
-        let mut config = Config::default();
-        config.model = small();
+        let mut config = Config { model: small(), ..Default::default() };
         config.train.precision = Precision::Bf16;
         config.method.kind = crate::config::MethodKind::Distill;
         let mut ts = TrainingState::new(&config, Device::Cpu);
