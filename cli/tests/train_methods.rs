@@ -129,4 +129,24 @@ fn distill_trains_in_bf16_with_channels_last_and_eval_reproduces_its_metrics() {
         let (a, b) = (eval[task][key].as_f64().unwrap(), fin[task][key].as_f64().unwrap());
         assert!((a - b).abs() < 1e-9, "{task}.{key}: eval {a} vs final {b}");
     }
+    // `--precision` overrides it: fp32 gives nearly, not exactly, the same; a bad value is named.
+    let eval_with = |precision: &str| {
+        run(&[
+            "eval",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data-root",
+            dataset().to_str().unwrap(),
+            "--precision",
+            precision,
+            "--json",
+        ])
+    };
+    let out = eval_with("fp32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fp32: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (a, b) = (fp32["depth"]["abs_err"].as_f64().unwrap(), fin["depth"]["abs_err"].as_f64().unwrap());
+    assert!(a != b && (a - b).abs() < 0.05 * b, "fp32 abs err {a} vs bf16 {b}");
+    let out = eval_with("fp16");
+    assert!(!out.status.success() && stderr(&out).contains("fp16"), "{}", stderr(&out));
 }

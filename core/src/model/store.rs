@@ -65,7 +65,7 @@ impl Model {
     pub fn set_compute(&mut self, compute: Compute) {
         tch::no_grad(|| {
             for (_, mut var) in self.vs.variables() {
-                if var.dim() != 4 {
+                if var.dim() != 4 || (!compute.channels_last && var.is_contiguous()) {
                     continue;
                 }
                 let restrided = if compute.channels_last { to_channels_last(&var) } else { var.contiguous() };
