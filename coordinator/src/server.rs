@@ -256,6 +256,9 @@ impl Coordinator {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
 
         let mut builder = Server::builder()
+            .initial_stream_window_size(dmtl_proto::STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(dmtl_proto::CONNECTION_WINDOW_BYTES)
+            .max_frame_size(dmtl_proto::MAX_FRAME_BYTES)
             .http2_keepalive_interval(Some(Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)));
         if let Some(tls) = &opts.tls {

@@ -23,6 +23,19 @@ pub mod v1 {
 
 /// The encoded `FileDescriptorSet` of every `dmtl.v1` file, for gRPC server
 /// reflection (`tonic_reflection::server::Builder::register_encoded_file_descriptor_set`).
+/// HTTP/2 flow control that both sides of `dmtl.v1` set: a stream may have
+/// [`STREAM_WINDOW_BYTES`] in flight before the receiver acknowledges, a
+/// connection [`CONNECTION_WINDOW_BYTES`], in frames of up to
+/// [`MAX_FRAME_BYTES`]. hyper's defaults (1 MiB windows on a server, 16 KiB
+/// frames) made a pushed update of a few MB wait for several window updates
+/// and cut it into hundreds of frames. A window is a bound on what a peer may
+/// send unasked, not memory reserved up front.
+pub const STREAM_WINDOW_BYTES: u32 = 16 << 20;
+/// See [`STREAM_WINDOW_BYTES`].
+pub const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
+/// See [`STREAM_WINDOW_BYTES`] (HTTP/2 allows up to 16 MiB − 1).
+pub const MAX_FRAME_BYTES: u32 = 1 << 20;
+
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("dmtl_descriptor");
 
 #[cfg(test)]

@@ -142,6 +142,9 @@ pub fn channel(url: &str, tls_ca: Option<&PathBuf>) -> Result<Channel, String> {
         .map_err(|e| format!("--coordinator {url}: {e}"))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
+        .initial_stream_window_size(dmtl_proto::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(dmtl_proto::CONNECTION_WINDOW_BYTES)
+        .max_frame_size(dmtl_proto::MAX_FRAME_BYTES)
         .http2_keep_alive_interval(Duration::from_secs(20))
         .keep_alive_while_idle(true);
     if let Some(ca) = tls_ca {
