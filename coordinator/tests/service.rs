@@ -5,91 +5,24 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 use bytes::Bytes;
 use dmtl_coordinator::engine::EngineEnd;
-use dmtl_coordinator::{Coordinator, CoordinatorOptions, TlsFiles};
+use dmtl_coordinator::{Coordinator, TlsFiles};
 use dmtl_core::checkpoint::Checkpoint;
 use dmtl_core::config::Config;
-use dmtl_core::data::synthetic::{generate, SyntheticSpec};
 use dmtl_core::model::Model;
 use dmtl_core::train::wire::{encode_update, load_weights};
 use dmtl_core::train::{train, LossValues, Silent, Update};
 use dmtl_proto::v1::{self, monitor_client::MonitorClient, UpdateChunk};
 use dmtl_proto::{chunk_messages, receive};
 use dmtl_worker::client::{channel, client, BearerToken, Client};
-use dmtl_worker::{WorkerOptions, WorkerTask};
+use dmtl_worker::WorkerTask;
 use tch::{Device, Kind, Tensor};
 use tonic::Code;
 
-const TOKEN: &str = "test-token";
-
-fn dataset() -> &'static Path {
-    static DATA: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = SyntheticSpec { out: dir.path().to_path_buf(), train: 24, val: 8, height: 32, width: 64, seed: 6 };
-        generate(&spec, &|_| {}).unwrap();
-        dir
-    })
-    .path()
-}
-
-fn config(method: &str, steps: usize, extra: &str) -> Config {
-    let text = format!(
-        r#"version = 1
-seed = 9
-[data]
-root = "{}"
-height = 32
-width = 64
-load_threads = 1
-[model]
-width = 6
-blocks = [1, 1]
-[method]
-kind = "{method}"
-switch_every = 4
-[train]
-steps = {steps}
-batch_size = 4
-eval_every = 4
-checkpoint_every = 4
-threads = 1
-[distributed]
-heartbeat_interval_ms = 100
-heartbeat_timeout_ms = 2000
-{extra}
-"#,
-        dataset().display()
-    );
-    Config::from_toml_str(&text, Path::new("service-test.toml"), &[]).unwrap()
-}
-
-async fn start(config: Config, run_dir: &Path) -> Coordinator {
-    start_with(config, run_dir, None).await
-}
-
-async fn start_with(config: Config, run_dir: &Path, tls: Option<TlsFiles>) -> Coordinator {
-    Coordinator::start(CoordinatorOptions {
-        config,
-        run_dir: run_dir.to_path_buf(),
-        resume: false,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-        token: TOKEN.into(),
-        tls,
-        linger: Duration::from_secs(2),
-    })
-    .await
-    .unwrap()
-}
-
-fn url(c: &Coordinator) -> String {
-    format!("http://{}", c.addr)
-}
+mod common;
+use common::*;
 
 fn rpc(c: &Coordinator) -> Client {
     client(&url(c), None, TOKEN).unwrap()
@@ -165,10 +98,6 @@ fn update_of(model: &Model, value: f64, samples: usize) -> Update {
     let grads: BTreeMap<String, Tensor> =
         model.parameters().iter().map(|(n, p)| (n.clone(), p.detach().zeros_like() + value)).collect();
     Update { grads, buffers: BTreeMap::new(), samples, losses: LossValues { total: 1.0, ..Default::default() } }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 #[test]
@@ -325,20 +254,6 @@ fn a_snapshot_and_an_update_above_64_mb_travel_through_the_services_in_chunks() 
         let end = coord.wait().await.unwrap();
         assert!(matches!(end, EngineEnd::Finished(_)));
     });
-}
-
-fn worker_options(c: &Coordinator, task: WorkerTask) -> WorkerOptions {
-    WorkerOptions {
-        coordinator: url(c),
-        task,
-        device: None,
-        data_root: None,
-        threads: Some(1),
-        token: TOKEN.into(),
-        tls_ca: None,
-        host: "test".into(),
-        give_up_after: Duration::from_secs(30),
-    }
 }
 
 #[test]
