@@ -3,16 +3,14 @@
 //! all-reduce is the in-process backend (a test-only hook; users cannot
 //! select it). The NCCL backend itself needs GPUs and is not run here.
 
-use std::path::Path;
 use std::time::Duration;
 
 use dmtl_coordinator::engine::EngineEnd;
-use dmtl_core::checkpoint::Checkpoint;
+use dmtl_core::config::Config;
 use dmtl_core::train::{train, Silent};
 use dmtl_proto::v1::{self, monitor_client::MonitorClient};
 use dmtl_worker::client::{channel, BearerToken};
 use dmtl_worker::WorkerTask;
-use tch::Tensor;
 
 mod common;
 use common::*;
@@ -23,44 +21,54 @@ fn in_process_backend() {
     dmtl_collective::backend::use_in_process_backend_for_tests(Duration::from_secs(4));
 }
 
-fn worst(
-    expected: &std::collections::BTreeMap<String, Tensor>,
-    got: &std::collections::BTreeMap<String, Tensor>,
-) -> (f64, String) {
-    let mut worst = (0.0f64, String::new());
-    for (name, t) in expected {
-        let diff = (t - &got[name]).abs().max().double_value(&[]);
-        if diff > worst.0 {
-            worst = (diff, name.clone());
-        }
-    }
-    worst
+/// The tests' `masked` config on the nccl plane (after `tweak`) and `dmtl
+/// train`'s run of it; selects the in-process backend.
+fn with_reference(steps: usize, tweak: impl FnOnce(&mut Config)) -> (Config, tempfile::TempDir) {
+    in_process_backend();
+    let mut cfg = config("masked", steps, NCCL);
+    tweak(&mut cfg);
+    let single = tempfile::tempdir().unwrap();
+    train(&cfg, single.path(), false, &mut Silent).unwrap();
+    (cfg, single)
 }
 
-fn checkpoint(run: &Path, step: usize) -> Checkpoint {
-    Checkpoint::load(&run.join(format!("checkpoints/step-{step:08}.safetensors"))).unwrap()
+/// The run's Watch events.
+async fn watch(coord: &dmtl_coordinator::Coordinator) -> tonic::Streaming<v1::Event> {
+    let ch = channel(&url(coord), None).unwrap();
+    let mut monitor = MonitorClient::with_interceptor(ch, BearerToken::new(TOKEN).unwrap());
+    monitor.watch(v1::WatchRequest {}).await.unwrap().into_inner()
+}
+
+/// A seg and a depth worker that stop between rounds when `stop` turns true.
+fn seg_and_depth(
+    coord: &dmtl_coordinator::Coordinator,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> [tokio::task::JoinHandle<Result<dmtl_worker::WorkerSummary, dmtl_worker::WorkerError>>; 2] {
+    [WorkerTask::Seg, WorkerTask::Depth].map(|t| tokio::spawn(dmtl_worker::run(worker_options(coord, t), stop.clone())))
+}
+
+/// The checkpoint of `run` at `step` holds `dmtl train`'s weights and optimizer
+/// state (to 1e-4), step and draw counters.
+fn assert_like_dmtl_train(single: &std::path::Path, run: &std::path::Path, step: usize) {
+    let (expected, got) = (checkpoint(single, step), checkpoint(run, step));
+    let (diff, name) = worst_diff(&expected.model, &got.model);
+    assert!(diff <= 1e-4, "step {step}: weight `{name}` differs by {diff}");
+    let (diff, name) = worst_diff(&expected.optimizer, &got.optimizer);
+    assert!(diff <= 1e-4, "step {step}: optimizer state `{name}` differs by {diff}");
+    assert_eq!(got.state.step, step);
+    assert_eq!(got.state.draws, expected.state.draws, "step {step}: the draw counters continue the same way");
 }
 
 #[test]
 fn one_seg_and_one_depth_worker_on_the_nccl_plane_reproduce_single_process_masked_training() {
-    in_process_backend();
     const STEPS: usize = 10;
-    let mut cfg = config("masked", STEPS, NCCL);
-    cfg.train.keep_checkpoints = 10;
-    let single = tempfile::tempdir().unwrap();
-    train(&cfg, single.path(), false, &mut Silent).unwrap();
+    let (cfg, single) = with_reference(STEPS, |cfg| cfg.train.keep_checkpoints = 10);
 
     let run = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let coord = start(cfg.clone(), run.path()).await;
         let hub = coord.hub.clone();
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let seg = tokio::spawn(dmtl_worker::run(worker_options(&coord, WorkerTask::Seg), stop.clone()));
-        let depth = tokio::spawn(dmtl_worker::run(worker_options(&coord, WorkerTask::Depth), stop));
-        let end = coord.wait().await.unwrap();
-        assert!(matches!(end, EngineEnd::Finished(_)), "{end:?}");
-        for w in [seg, depth] {
-            let summary = w.await.unwrap().unwrap();
+        for summary in seg_and_depth_to_the_end(coord).await {
             assert_eq!(summary.rounds, STEPS as u64, "every round counted this worker's receipt once");
         }
         let status = hub.status();
@@ -69,13 +77,7 @@ fn one_seg_and_one_depth_worker_on_the_nccl_plane_reproduce_single_process_maske
     });
     // Evaluations and checkpoints at 4, 8 and 10 steps, each from rank 0's training state.
     for step in [4, 8, STEPS] {
-        let (expected, got) = (checkpoint(single.path(), step), checkpoint(run.path(), step));
-        let (diff, name) = worst(&expected.model, &got.model);
-        assert!(diff <= 1e-4, "step {step}: weight `{name}` differs by {diff}");
-        let (diff, name) = worst(&expected.optimizer, &got.optimizer);
-        assert!(diff <= 1e-4, "step {step}: optimizer state `{name}` differs by {diff}");
-        assert_eq!(got.state.step, step);
-        assert_eq!(got.state.draws, expected.state.draws, "step {step}: the draw counters continue the same way");
+        assert_like_dmtl_train(single.path(), run.path(), step);
     }
     let single_metrics = std::fs::read_to_string(single.path().join("metrics.jsonl")).unwrap();
     let dist_metrics = std::fs::read_to_string(run.path().join("metrics.jsonl")).unwrap();
@@ -93,9 +95,7 @@ fn a_worker_lost_mid_run_starts_a_new_generation_and_the_others_finish_the_run_w
     runtime().block_on(async {
         let coord = start(cfg.clone(), run.path()).await;
         let hub = coord.hub.clone();
-        let ch = channel(&url(&coord), None).unwrap();
-        let mut monitor = MonitorClient::with_interceptor(ch, BearerToken::new(TOKEN).unwrap());
-        let mut events = monitor.watch(v1::WatchRequest {}).await.unwrap().into_inner();
+        let mut events = watch(&coord).await;
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
         let (victim_tx, victim_stop) = tokio::sync::watch::channel(false);
         let seg = tokio::spawn(dmtl_worker::run(worker_options(&coord, WorkerTask::Seg), stop.clone()));
@@ -136,4 +136,84 @@ fn a_worker_lost_mid_run_starts_a_new_generation_and_the_others_finish_the_run_w
     let last = checkpoint(run.path(), STEPS);
     assert!(last.teacher.is_some(), "rank 0's state carries the teacher");
     assert!(std::fs::read_to_string(run.path().join("metrics.jsonl")).unwrap().lines().count() >= 3);
+}
+
+#[test]
+fn a_stopped_nccl_run_resumes_from_its_checkpoint_and_ends_with_dmtl_trains_weights() {
+    const STEPS: usize = 10;
+    let (cfg, single) = with_reference(STEPS, |_| {});
+
+    let run = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        // Stopped (as Ctrl-C does) after round 6: the coordinator's copy is rank 0's
+        // state of step 4 (eval_every = checkpoint_every = 4), so it checkpoints step 4.
+        let coord = start(cfg.clone(), run.path()).await;
+        let mut events = watch(&coord).await;
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let workers = seg_and_depth(&coord, &stop);
+        while let Some(e) = events.message().await.unwrap() {
+            if matches!(e.kind.unwrap(), v1::event::Kind::RoundMerged(r) if r.round == 6) {
+                coord.stop();
+                break;
+            }
+        }
+        match coord.wait().await.unwrap() {
+            EngineEnd::Stopped { step, .. } => assert_eq!(step, 4, "the step of the coordinator's copy"),
+            other => panic!("{other:?}"),
+        }
+        stop_tx.send(true).unwrap();
+        for w in workers {
+            w.abort();
+        }
+
+        // --resume: the first generation loads the checkpoint's weights, optimizer state and teacher.
+        let options = dmtl_coordinator::CoordinatorOptions { resume: true, ..options(cfg.clone(), run.path(), None) };
+        let coord = dmtl_coordinator::Coordinator::start(options).await.unwrap();
+        seg_and_depth_to_the_end(coord).await;
+    });
+    assert_like_dmtl_train(single.path(), run.path(), STEPS);
+}
+
+#[test]
+fn when_every_holder_of_the_state_is_lost_the_run_rolls_back_to_the_coordinators_copy() {
+    const STEPS: usize = 10;
+    let (cfg, single) = with_reference(STEPS, |cfg| cfg.distributed.heartbeat_timeout_ms = 1000);
+
+    let run = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let coord = start(cfg.clone(), run.path()).await;
+        let mut events = watch(&coord).await;
+        // Both workers stop after round 6 (the coordinator holds rank 0's state of step 4).
+        let (first_tx, first_stop) = tokio::sync::watch::channel(false);
+        let first = seg_and_depth(&coord, &first_stop);
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut second = Vec::new();
+        let mut lost = 0;
+        while let Some(e) = events.message().await.unwrap() {
+            match e.kind.unwrap() {
+                v1::event::Kind::RoundMerged(r) if r.round == 6 => first_tx.send(true).unwrap(),
+                v1::event::Kind::WorkerLost(_) => {
+                    lost += 1;
+                    if lost == 2 {
+                        // New workers: nobody holds step 6, so the run goes back to step 4.
+                        second.extend(seg_and_depth(&coord, &stop));
+                    }
+                }
+                v1::event::Kind::RunFinished(_) => break,
+                _ => {}
+            }
+        }
+        match coord.wait().await.unwrap() {
+            EngineEnd::Finished(r) => assert_eq!(r.steps, STEPS),
+            other => panic!("{other:?}"),
+        }
+        for w in first {
+            assert!(w.await.unwrap().unwrap().rounds <= 7);
+        }
+        for w in second {
+            assert!(w.await.unwrap().unwrap().rounds >= (STEPS - 4) as u64, "steps 4.. again");
+        }
+    });
+    // Steps 4..10 were trained again from the same state and draws: dmtl train's weights.
+    assert_like_dmtl_train(single.path(), run.path(), STEPS);
 }

@@ -262,29 +262,17 @@ fn one_seg_and_one_depth_worker_over_grpc_reproduce_single_process_masked_traini
     let cfg = config("masked", STEPS, "");
     let single = tempfile::tempdir().unwrap();
     train(&cfg, single.path(), false, &mut Silent).unwrap();
-    let expected = Checkpoint::load(&single.path().join(format!("checkpoints/step-{STEPS:08}.safetensors"))).unwrap();
+    let expected = checkpoint(single.path(), STEPS);
 
     let run = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let coord = start(cfg.clone(), run.path()).await;
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let seg = tokio::spawn(dmtl_worker::run(worker_options(&coord, WorkerTask::Seg), stop.clone()));
-        let depth = tokio::spawn(dmtl_worker::run(worker_options(&coord, WorkerTask::Depth), stop));
-        let end = coord.wait().await.unwrap();
-        assert!(matches!(end, EngineEnd::Finished(_)), "{end:?}");
-        for w in [seg, depth] {
-            let summary = w.await.unwrap().unwrap();
+        for summary in seg_and_depth_to_the_end(coord).await {
             assert_eq!(summary.rounds, STEPS as u64, "every round merged this worker's update once");
         }
     });
-    let got = Checkpoint::load(&run.path().join(format!("checkpoints/step-{STEPS:08}.safetensors"))).unwrap();
-    let mut worst = (0.0f64, String::new());
-    for (name, t) in &expected.model {
-        let diff = (t - &got.model[name]).abs().max().double_value(&[]);
-        if diff > worst.0 {
-            worst = (diff, name.clone());
-        }
-    }
+    let got = checkpoint(run.path(), STEPS);
+    let worst = worst_diff(&expected.model, &got.model);
     assert!(worst.0 <= 1e-4, "`{}` differs by {}", worst.1, worst.0);
     assert_eq!(got.state.draws, expected.state.draws, "the draw counters continue the same way");
     for file in ["config.toml", "split.json", "metrics.jsonl", "final.json"] {

@@ -3,14 +3,18 @@
 //! workers.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use dmtl_coordinator::engine::EngineEnd;
 use dmtl_coordinator::{Coordinator, CoordinatorOptions, TlsFiles};
+use dmtl_core::checkpoint::Checkpoint;
 use dmtl_core::config::Config;
 use dmtl_core::data::synthetic::{generate, SyntheticSpec};
-use dmtl_worker::{WorkerOptions, WorkerTask};
+use dmtl_worker::{WorkerOptions, WorkerSummary, WorkerTask};
+use tch::Tensor;
 
 pub const TOKEN: &str = "test-token";
 
@@ -61,7 +65,12 @@ pub async fn start(config: Config, run_dir: &Path) -> Coordinator {
 }
 
 pub async fn start_with(config: Config, run_dir: &Path, tls: Option<TlsFiles>) -> Coordinator {
-    Coordinator::start(CoordinatorOptions {
+    Coordinator::start(options(config, run_dir, tls)).await.unwrap()
+}
+
+/// A coordinator of `config` on 127.0.0.1:0 (and Prometheus), a fresh run.
+pub fn options(config: Config, run_dir: &Path, tls: Option<TlsFiles>) -> CoordinatorOptions {
+    CoordinatorOptions {
         config,
         run_dir: run_dir.to_path_buf(),
         resume: false,
@@ -70,9 +79,7 @@ pub async fn start_with(config: Config, run_dir: &Path, tls: Option<TlsFiles>) -
         token: TOKEN.into(),
         tls,
         linger: Duration::from_secs(2),
-    })
-    .await
-    .unwrap()
+    }
 }
 
 pub fn url(c: &Coordinator) -> String {
@@ -95,4 +102,36 @@ pub fn worker_options(c: &Coordinator, task: WorkerTask) -> WorkerOptions {
         host: "test".into(),
         give_up_after: Duration::from_secs(30),
     }
+}
+
+/// The checkpoint of `run` at `step`.
+pub fn checkpoint(run: &Path, step: usize) -> Checkpoint {
+    Checkpoint::load(&run.join(format!("checkpoints/step-{step:08}.safetensors"))).unwrap()
+}
+
+/// The largest absolute difference between two sets of named tensors, and where.
+pub fn worst_diff(expected: &BTreeMap<String, Tensor>, got: &BTreeMap<String, Tensor>) -> (f64, String) {
+    let mut worst = (0.0f64, String::new());
+    for (name, t) in expected {
+        let diff = (t - &got[name]).abs().max().double_value(&[]);
+        if diff > worst.0 {
+            worst = (diff, name.clone());
+        }
+    }
+    worst
+}
+
+/// Runs one seg and one depth worker until the coordinator finishes the run;
+/// returns their summaries.
+pub async fn seg_and_depth_to_the_end(coord: Coordinator) -> Vec<WorkerSummary> {
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let seg = tokio::spawn(dmtl_worker::run(worker_options(&coord, WorkerTask::Seg), stop.clone()));
+    let depth = tokio::spawn(dmtl_worker::run(worker_options(&coord, WorkerTask::Depth), stop));
+    let end = coord.wait().await.unwrap();
+    assert!(matches!(end, EngineEnd::Finished(_)), "{end:?}");
+    let mut out = Vec::new();
+    for w in [seg, depth] {
+        out.push(w.await.unwrap().unwrap());
+    }
+    out
 }
