@@ -434,6 +434,14 @@ impl Engine {
             let Some(finished) = finished else {
                 continue; // stalled or stopping: plan the step again (or leave the loop)
             };
+            if finished.merged.is_empty() {
+                if let Some(plane) = self.nccl.as_mut() {
+                    // Timed out without a receipt: nobody is known to have taken the step.
+                    tracing::warn!(round, "round timed out without a receipt; planning the step again");
+                    plane.retire();
+                    continue;
+                }
+            }
 
             // Merge in the plan's part order, then by worker id: with one worker per
             // part this is exactly the single-process order.

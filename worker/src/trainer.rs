@@ -242,7 +242,7 @@ impl State {
     }
 
     fn prepare(&mut self, work: &RoundWork) {
-        if self.shard.is_empty() {
+        if self.shard.is_empty() || work.part.count == 0 {
             return;
         }
         let mut sampler = self.sampler(work);
