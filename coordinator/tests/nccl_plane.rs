@@ -217,3 +217,42 @@ fn when_every_holder_of_the_state_is_lost_the_run_rolls_back_to_the_coordinators
     // Steps 4..10 were trained again from the same state and draws: dmtl train's weights.
     assert_like_dmtl_train(single.path(), run.path(), STEPS);
 }
+
+#[test]
+fn every_method_and_teacher_runs_on_the_nccl_plane() {
+    in_process_backend();
+    use WorkerTask::*;
+    // alternate and distill: the task without images in a phase still takes part (zeros).
+    let cases: [(&str, &str, &[WorkerTask]); 6] = [
+        ("full", "phase", &[Both]),
+        ("half", "phase", &[Both, Both]),
+        ("alternate", "phase", &[Seg, Depth]),
+        ("distill", "phase", &[Seg, Depth]),
+        ("distill", "round", &[Seg, Seg, Depth]),
+        ("masked-distill", "ema", &[Seg, Depth, Depth]),
+    ];
+    runtime().block_on(async {
+        for (method, teacher, tasks) in cases {
+            let run = tempfile::tempdir().unwrap();
+            let cfg = config(method, 10, &format!("{NCCL}\n[distill]\nteacher = \"{teacher}\""));
+            let coord = start(cfg, run.path()).await;
+            let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+            let workers: Vec<_> = tasks
+                .iter()
+                .map(|&t| tokio::spawn(dmtl_worker::run(worker_options(&coord, t), stop.clone())))
+                .collect();
+            match coord.wait().await.unwrap() {
+                EngineEnd::Finished(r) => assert_eq!(r.steps, 10, "{method} with a {teacher} teacher"),
+                other => panic!("{method}: {other:?}"),
+            }
+            for w in workers {
+                // A worker that registered after the first round joined by a state sync.
+                let rounds = w.await.unwrap().unwrap().rounds;
+                assert!(rounds > 0 && rounds <= 10, "{method}: a worker took part in {rounds} rounds");
+            }
+            let fin: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(run.path().join("final.json")).unwrap()).unwrap();
+            assert_eq!(fin["images_seen"], 40, "{method}: 10 steps of 4 images, however many workers");
+        }
+    });
+}
