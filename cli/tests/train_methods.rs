@@ -97,3 +97,56 @@ fn the_split_manifest_is_disjoint_and_covers_every_training_image() {
     assert_eq!((seg, depth), (24, 24));
     assert_eq!(manifest["seg"], 24);
 }
+
+#[test]
+fn distill_trains_in_bf16_with_channels_last_and_eval_reproduces_its_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config(dir.path(), "distill", dataset());
+    let run_dir = dir.path().join("run");
+    let (config, run_dir) = (config.to_str().unwrap(), run_dir.to_str().unwrap());
+    let sets = ["--set", "train.precision=bf16", "--set", "train.channels_last=true"];
+    let out = run(&[&["train", "--config", config, "--run-dir", run_dir][..], &sets[..]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_dir = std::path::Path::new(run_dir);
+    let fin = read_json(&run_dir.join("final.json"));
+    assert_eq!(fin["steps"], 40);
+    for key in ["miou", "pixel_acc"] {
+        let v = fin["seg"][key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "seg.{key} = {v}");
+    }
+    for key in ["abs_err", "rel_err", "delta1"] {
+        assert!(fin["depth"][key].as_f64().unwrap().is_finite(), "depth.{key}");
+    }
+    let saved = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+    assert!(saved.contains("precision = \"bf16\"") && saved.contains("channels_last = true"), "{saved}");
+    // `dmtl eval` computes as the checkpoint's config says (bf16), so it reproduces final.json.
+    let ckpt = run_dir.join("checkpoints/step-00000040.safetensors");
+    let out =
+        run(&["eval", "--checkpoint", ckpt.to_str().unwrap(), "--data-root", dataset().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (task, key) in [("seg", "miou"), ("depth", "abs_err")] {
+        let (a, b) = (eval[task][key].as_f64().unwrap(), fin[task][key].as_f64().unwrap());
+        assert!((a - b).abs() < 1e-9, "{task}.{key}: eval {a} vs final {b}");
+    }
+    // `--precision` overrides it: fp32 gives nearly, not exactly, the same; a bad value is named.
+    let eval_with = |precision: &str| {
+        run(&[
+            "eval",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data-root",
+            dataset().to_str().unwrap(),
+            "--precision",
+            precision,
+            "--json",
+        ])
+    };
+    let out = eval_with("fp32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fp32: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (a, b) = (fp32["depth"]["abs_err"].as_f64().unwrap(), fin["depth"]["abs_err"].as_f64().unwrap());
+    assert!(a != b && (a - b).abs() < 0.05 * b, "fp32 abs err {a} vs bf16 {b}");
+    let out = eval_with("fp16");
+    assert!(!out.status.success() && stderr(&out).contains("fp16"), "{}", stderr(&out));
+}

@@ -105,7 +105,8 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
             Some(backend)
         }
     };
-    let device = dmtl_core::device::open_device(&config.train.device).map_err(TrainError::Device)?;
+    let device = dmtl_core::device::open_device(&config.train.device, config.train.cudnn_benchmark)
+        .map_err(TrainError::Device)?;
     dmtl_core::device::set_threads(config.train.threads);
     // The coordinator needs the training ids (for the split) and the val images (to evaluate).
     let index = index_split(&config.data, Split::Train).map_err(TrainError::from)?;
@@ -122,14 +123,15 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
 
     let mut merger = Merger::new(config, device);
     let mut message = format!(
-        "{} method, {} train images ({} seg / {} depth), {} val images, {} parameters on {:?}",
+        "{} method, {} train images ({} seg / {} depth), {} val images, {} parameters on {:?} ({})",
         config.method.kind,
         ids.len(),
         split.seg.len(),
         split.depth.len(),
         val.len(),
         merger.state().model.num_parameters(),
-        device
+        device,
+        merger.state().model.compute()
     );
     if let Some((path, ckpt)) = open_run(config, &dir, &split, opts.resume, &mut message)? {
         merger = Merger::resume(config, device, &ckpt, &path)?;

@@ -14,8 +14,11 @@ pub fn parse_device(s: &str) -> Result<Device, String> {
     }
 }
 
-/// Resolves a device and checks that it exists on this machine.
-pub fn open_device(s: &str) -> Result<Device, String> {
+/// Resolves a device and checks that it exists on this machine. On a CUDA
+/// device, `cudnn_benchmark` sets cuDNN's benchmark mode (`train.cudnn_benchmark`):
+/// the first convolution of each shape times the available algorithms and
+/// keeps the fastest; the CPU ignores it.
+pub fn open_device(s: &str, cudnn_benchmark: bool) -> Result<Device, String> {
     let device = parse_device(s)?;
     if let Device::Cuda(n) = device {
         let count = tch::Cuda::device_count() as usize;
@@ -25,7 +28,7 @@ pub fn open_device(s: &str) -> Result<Device, String> {
         if n >= count {
             return Err(format!("`{s}` requested but this machine has {count} CUDA device(s)"));
         }
-        tch::Cuda::cudnn_set_benchmark(true);
+        tch::Cuda::cudnn_set_benchmark(cudnn_benchmark);
     }
     Ok(device)
 }

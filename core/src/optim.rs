@@ -119,7 +119,10 @@ impl Optimizer {
                             p.size()
                         ));
                     }
-                    let t = t.to_kind(Kind::Float).to_device(p.device());
+                    // In the parameter's memory layout (channels-last weights stay so).
+                    let mut like = p.zeros_like();
+                    tch::no_grad(|| like.copy_(&t.to_kind(Kind::Float).to_device(p.device())));
+                    let t = like;
                     if field == "m" {
                         slot.m = t;
                     } else {

@@ -78,12 +78,15 @@ pub struct RunDir {
 }
 
 /// Keys that only say where or how fast to run; a resumed run may change them.
-pub const RUNTIME_KEYS: [&str; 13] = [
+/// (`train.precision` is not one: bf16 changes the numbers a run produces.)
+pub const RUNTIME_KEYS: [&str; 15] = [
     "data.root",
     "data.load_threads",
     "data.prefetch",
     "train.device",
     "train.threads",
+    "train.channels_last",
+    "train.cudnn_benchmark",
     "train.log_every",
     "eval.batch_size",
     "distributed.data_plane",
@@ -251,6 +254,18 @@ mod tests {
         moved.train.device = "cuda:1".into();
         moved.data.root = "/elsewhere".into();
         moved.train.threads = 16;
+        moved.train.channels_last = true;
+        moved.train.cudnn_benchmark = false;
         RunDir::prepare(dir.path(), &moved, true).unwrap();
+    }
+
+    #[test]
+    fn resuming_in_another_precision_is_refused_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        RunDir::prepare(dir.path(), &Config::default(), false).unwrap();
+        let mut bf16 = Config::default();
+        bf16.train.precision = crate::config::Precision::Bf16;
+        let e = RunDir::prepare(dir.path(), &bf16, true).unwrap_err().to_string();
+        assert!(e.contains("train.precision"), "{e}");
     }
 }

@@ -187,7 +187,7 @@ struct State {
 
 impl State {
     fn new(config: Config, dataset_size: u64) -> Result<State, String> {
-        let device = dmtl_core::device::open_device(&config.train.device)
+        let device = dmtl_core::device::open_device(&config.train.device, config.train.cudnn_benchmark)
             .map_err(|e| format!("config key `train.device`: {e}"))?;
         dmtl_core::device::set_threads(config.train.threads);
         let index = index_split(&config.data, Split::Train).map_err(|e| e.to_string())?;
@@ -199,7 +199,8 @@ impl State {
                 index.len()
             ));
         }
-        let model = Model::new(&config.model, config.data.classes.num_classes(), device, config.seed);
+        let model = Model::new(&config.model, config.data.classes.num_classes(), device, config.seed)
+            .with_compute(dmtl_core::model::Compute::of(&config.train));
         let teacher = config
             .method
             .kind

@@ -1,12 +1,13 @@
 //! `dmtl eval`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use dmtl_core::checkpoint::Checkpoint;
+use dmtl_core::config::Precision;
 use dmtl_core::data::Split;
 use dmtl_core::metrics::delta_m;
-use dmtl_core::model::Model;
+use dmtl_core::model::{Compute, Model};
 use dmtl_core::run_dir::FinalReport;
 
 use crate::table::print_metrics;
@@ -25,6 +26,9 @@ pub struct Args {
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// `fp32` or `bf16` [default: the checkpoint's `train.precision`].
+    #[arg(long)]
+    precision: Option<Precision>,
     /// A baseline run's final.json: also report Δm against it (mean relative
     /// change of mIoU, pixel accuracy, abs err and rel err, in %, higher is better).
     #[arg(long, value_name = "FINAL_JSON")]
@@ -34,17 +38,34 @@ pub struct Args {
     json: bool,
 }
 
+/// The checkpoint's model on `device` (and libtorch's thread count), computing as
+/// the checkpoint's `[train]` says (precision, channels-last, cuDNN benchmark)
+/// unless `precision` overrides it. Shared with `dmtl predict`.
+pub(crate) fn load_model(
+    ckpt: &Checkpoint,
+    path: &Path,
+    device: &str,
+    precision: Option<Precision>,
+) -> anyhow::Result<Model> {
+    let train = &ckpt.config.train;
+    let device =
+        dmtl_core::device::open_device(device, train.cudnn_benchmark).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    dmtl_core::device::set_threads(train.threads);
+    let mut compute = Compute::of(train);
+    compute.precision = precision.unwrap_or(compute.precision);
+    let model = Model::new(&ckpt.config.model, ckpt.config.data.classes.num_classes(), device, 0).with_compute(compute);
+    let weights = ckpt.model.iter().map(|(n, t)| (n.clone(), t.to_device(device))).collect();
+    model.load_tensors(&weights).with_context(|| format!("{}", path.display()))?;
+    Ok(model)
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let ckpt = Checkpoint::load(&args.checkpoint)?;
     // Read the baseline before spending time on the evaluation.
     let baseline = args.baseline.as_ref().map(|p| FinalReport::read(p).map(|b| (p, b))).transpose()?;
     let mut data = ckpt.config.data.clone();
     data.root = args.data_root.display().to_string();
-    let device = dmtl_core::device::open_device(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
-    dmtl_core::device::set_threads(ckpt.config.train.threads);
-    let model = Model::new(&ckpt.config.model, data.classes.num_classes(), device, 0);
-    let weights = ckpt.model.iter().map(|(n, t)| (n.clone(), t.to_device(device))).collect();
-    model.load_tensors(&weights).with_context(|| format!("{}", args.checkpoint.display()))?;
+    let model = load_model(&ckpt, &args.checkpoint, &args.device, args.precision)?;
     let samples = dmtl_core::data::dataset::load_split(&data, args.split)?;
     let metrics = dmtl_core::train::evaluate(&model, &samples, ckpt.config.eval.batch_size);
     let delta_m = baseline.map(|(path, base)| (path, base.method.clone(), delta_m(&metrics, &base.metrics())));

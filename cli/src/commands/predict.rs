@@ -2,12 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use dmtl_core::checkpoint::Checkpoint;
+use dmtl_core::config::Precision;
 use dmtl_core::data::dataset::{index_split, load_options};
 use dmtl_core::data::Split;
 use dmtl_core::metrics::delta_m;
-use dmtl_core::model::Model;
 use dmtl_core::predict::{predict_split, PredictOptions};
 use dmtl_core::run_dir::FinalReport;
 
@@ -36,6 +35,9 @@ pub struct Args {
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// `fp32` or `bf16` [default: the checkpoint's `train.precision`].
+    #[arg(long)]
+    precision: Option<Precision>,
     /// A baseline run's final.json: also report Δm against it (as `dmtl eval`).
     #[arg(long, value_name = "FINAL_JSON")]
     baseline: Option<PathBuf>,
@@ -62,11 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut data = ckpt.config.data.clone();
     data.root = args.data_root.display().to_string();
-    let device = dmtl_core::device::open_device(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
-    dmtl_core::device::set_threads(ckpt.config.train.threads);
-    let model = Model::new(&ckpt.config.model, data.classes.num_classes(), device, 0);
-    let weights = ckpt.model.iter().map(|(n, t)| (n.clone(), t.to_device(device))).collect();
-    model.load_tensors(&weights).with_context(|| format!("{}", args.checkpoint.display()))?;
+    let model = super::eval::load_model(&ckpt, &args.checkpoint, &args.device, args.precision)?;
     // Like `dmtl eval`: the config's train_limit / val_limit apply.
     let mut index = index_split(&data, args.split)?;
     if let Some(limit) = args.limit {

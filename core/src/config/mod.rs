@@ -138,6 +138,29 @@ mod tests {
     }
 
     #[test]
+    fn the_precision_and_layout_keys_parse_and_bad_values_are_refused_naming_the_key() {
+        let c =
+            parse("version = 1\n[train]\nprecision = \"bf16\"\nchannels_last = true\ncudnn_benchmark = false").unwrap();
+        assert_eq!((c.train.precision, c.train.channels_last, c.train.cudnn_benchmark), (Precision::Bf16, true, false));
+        let d = Config::default().train;
+        assert_eq!((d.precision, d.channels_last, d.cudnn_benchmark), (Precision::Fp32, false, true));
+        for (text, value) in [
+            ("version = 1\n[train]\nprecision = \"fp16\"", "fp16"),
+            ("version = 1\n[train]\nchannels_last = \"yes\"", "yes"),
+            ("version = 1\n[train]\ncudnn_benchmark = 1", "1"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            let key = text.lines().last().unwrap().split(' ').next().unwrap();
+            assert!(e.contains(key) && e.contains(value), "{text} -> {e}");
+        }
+        let path = PathBuf::from("x.toml");
+        let e = Config::from_toml_str("version = 1", &path, &["train.precision=fp8".into()]).unwrap_err().to_string();
+        assert!(e.contains("train.precision") && e.contains("fp8"), "{e}");
+        assert_eq!("bf16".parse::<Precision>(), Ok(Precision::Bf16));
+        assert!("half".parse::<Precision>().unwrap_err().contains("half"));
+    }
+
+    #[test]
     fn overrides_go_through_the_same_checks() {
         let path = PathBuf::from("x.toml");
         let ok = Config::from_toml_str("version = 1", &path, &["train.steps=7".into()]).unwrap();

@@ -238,6 +238,45 @@ pub enum LrSchedule {
     Cosine,
 }
 
+/// The number format of the forward and backward passes (`train.precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in float32.
+    #[default]
+    Fp32,
+    /// Convolutions, activations and their gradients in bfloat16; parameters, their
+    /// gradients, BatchNorm statistics, optimizer state, losses and checkpoints stay float32.
+    Bf16,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(format!("expected `fp32` or `bf16` (got `{s}`)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -256,6 +295,15 @@ pub struct TrainConfig {
     pub device: String,
     /// Intra-op threads of libtorch (0 = libtorch's default).
     pub threads: usize,
+    /// `fp32` or `bf16` (bf16 compute with fp32 master weights), for training,
+    /// the teacher and evaluation.
+    pub precision: Precision,
+    /// Activations and 4-D convolution weights in channels-last (NHWC) memory
+    /// layout; shapes, names and checkpoints are unchanged.
+    pub channels_last: bool,
+    /// cuDNN benchmark mode on CUDA devices (picks the fastest convolution
+    /// algorithm per shape; ignored on the CPU).
+    pub cudnn_benchmark: bool,
     /// Evaluate on the validation split every this many steps (and at the end).
     pub eval_every: usize,
     /// Write a checkpoint every this many steps (and at the end).
@@ -279,6 +327,9 @@ impl Default for TrainConfig {
             momentum: 0.9,
             device: "cpu".into(),
             threads: 2,
+            precision: Precision::Fp32,
+            channels_last: false,
+            cudnn_benchmark: true,
             eval_every: 250,
             checkpoint_every: 250,
             keep_checkpoints: 2,

@@ -14,9 +14,10 @@ pub struct Teacher {
 }
 
 impl Teacher {
-    /// A teacher that starts as a copy of `student`.
+    /// A teacher that starts as a copy of `student` and computes like it
+    /// (precision and layout).
     pub fn new(student: &Model, config: &ModelConfig, kind: TeacherKind, ema_decay: f64) -> Self {
-        let mut model = Model::new(config, student.classes, student.device(), 0);
+        let mut model = Model::new(config, student.classes, student.device(), 0).with_compute(student.compute());
         model.copy_from(student);
         Teacher { model, kind, ema_decay, refreshed_at: 0 }
     }

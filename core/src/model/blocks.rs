@@ -3,25 +3,36 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::compute::conv2d;
+
 /// `conv(k×k, no bias) → BatchNorm`. Input `[B, c_in, H, W]`, output
 /// `[B, c_out, H/stride, W/stride]`.
 #[derive(Debug)]
 pub struct ConvBn {
     conv: nn::Conv2D,
     bn: nn::BatchNorm,
+    stride: i64,
+    padding: i64,
 }
 
 impl ConvBn {
     pub fn new(p: &nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> Self {
         let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, ..Default::default() };
         let bn_cfg = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() };
-        ConvBn { conv: nn::conv2d(p / "conv", c_in, c_out, k, cfg), bn: nn::batch_norm2d(p / "bn", c_out, bn_cfg) }
+        ConvBn {
+            conv: nn::conv2d(p / "conv", c_in, c_out, k, cfg),
+            bn: nn::batch_norm2d(p / "bn", c_out, bn_cfg),
+            stride,
+            padding: k / 2,
+        }
     }
 }
 
 impl ModuleT for ConvBn {
+    /// In the input's kind; BatchNorm takes a bfloat16 input with its float32
+    /// weights and running statistics as they are.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.apply(&self.conv).apply_t(&self.bn, train)
+        conv2d(xs, &self.conv, self.stride, self.padding).apply_t(&self.bn, train)
     }
 }
 

@@ -5,6 +5,7 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use super::blocks::ConvBn;
+use super::compute::conv2d;
 
 #[derive(Debug)]
 pub struct Decoder {
@@ -43,7 +44,7 @@ impl Decoder {
             let up = x.upsample_bilinear2d([h, w], false, None, None);
             x = self.fuse[k + 1].forward_t(&Tensor::cat(&[up, skip.shallow_clone()], 1), train).relu();
         }
-        let x = self.refine.forward_t(&x, train).relu().apply(&self.predict);
+        let x = conv2d(&self.refine.forward_t(&x, train).relu(), &self.predict, 1, 0);
         x.upsample_bilinear2d([size.0, size.1], false, None, None)
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use tch::{nn, Device, Kind, Tensor};
 
+use super::compute::{to_channels_last, Compute};
 use super::init::reset_parameters;
 use super::net::{MultiTaskNet, Outputs};
 use crate::config::ModelConfig;
@@ -22,35 +23,77 @@ pub enum ModelError {
 }
 
 /// The multi-task network and its variables (parameters and BatchNorm buffers).
+/// The variables are always float32; [`Compute`] only says how the passes run.
 pub struct Model {
     pub vs: nn::VarStore,
     pub net: MultiTaskNet,
     pub config: ModelConfig,
     pub classes: usize,
+    compute: Compute,
 }
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("config", &self.config).field("classes", &self.classes).finish()
+        f.debug_struct("Model")
+            .field("config", &self.config)
+            .field("classes", &self.classes)
+            .field("compute", &self.compute)
+            .finish()
     }
 }
 
 impl Model {
-    /// Builds the model on `device` with weights initialised from `seed`.
+    /// Builds the model on `device` with weights initialised from `seed`, computing
+    /// in float32 with the default (contiguous NCHW) layout.
     pub fn new(config: &ModelConfig, classes: usize, device: Device, seed: u64) -> Model {
         let vs = nn::VarStore::new(device);
         let net = MultiTaskNet::new(&vs.root(), config, classes as i64);
         reset_parameters(&vs, seed);
-        Model { vs, net, config: config.clone(), classes }
+        Model { vs, net, config: config.clone(), classes, compute: Compute::default() }
+    }
+
+    /// The same model computing as `compute` says (see [`Model::set_compute`]).
+    pub fn with_compute(mut self, compute: Compute) -> Model {
+        self.set_compute(compute);
+        self
+    }
+
+    /// Sets the number format and layout of the passes. The 4-D (convolution)
+    /// weights are re-strided in place to channels-last or back to contiguous;
+    /// values, names, shapes and dtypes do not change. Meant before training
+    /// (a gradient that already exists keeps its layout, which is correct, only slower).
+    pub fn set_compute(&mut self, compute: Compute) {
+        tch::no_grad(|| {
+            for (_, mut var) in self.vs.variables() {
+                if var.dim() != 4 || (!compute.channels_last && var.is_contiguous()) {
+                    continue;
+                }
+                let restrided = if compute.channels_last { to_channels_last(&var) } else { var.contiguous() };
+                var.set_data(&restrided);
+            }
+        });
+        self.compute = compute;
+    }
+
+    pub fn compute(&self) -> Compute {
+        self.compute
     }
 
     pub fn device(&self) -> Device {
         self.vs.device()
     }
 
-    /// See [`MultiTaskNet::forward_t`].
+    /// See [`MultiTaskNet::forward_t`]: in the layout and number format of
+    /// [`Model::compute`]; the outputs are always float32.
     pub fn forward_t(&self, xs: &Tensor, train: bool, seg: bool, depth: bool) -> Outputs {
-        self.net.forward_t(xs, train, seg, depth)
+        let mut x = if self.compute.channels_last && xs.dim() == 4 { to_channels_last(xs) } else { xs.shallow_clone() };
+        let kind = self.compute.activation_kind();
+        if x.kind() != kind {
+            x = x.to_kind(kind);
+        }
+        let out = self.net.forward_t(&x, train, seg, depth);
+        let float = |t: Tensor| if t.kind() == Kind::Float { t } else { t.to_kind(Kind::Float) };
+        Outputs { seg: out.seg.map(float), depth: out.depth.map(float) }
     }
 
     /// Every variable by name (parameters and buffers), sorted; shallow handles.

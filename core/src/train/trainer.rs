@@ -17,7 +17,7 @@ use crate::data::split::{DisjointSplit, Manifest};
 use crate::data::{DataError, Sample, Split};
 use crate::method::{Pool, Schedule, Teacher};
 use crate::metrics::EvalMetrics;
-use crate::model::{Model, ModelError};
+use crate::model::{Compute, Model, ModelError};
 use crate::optim::{learning_rate, Optimizer};
 use crate::run_dir::{FinalReport, MetricsLine, RunDir, RunDirError};
 
@@ -128,7 +128,8 @@ pub struct TrainingState {
 
 impl TrainingState {
     pub fn new(config: &Config, device: tch::Device) -> TrainingState {
-        let model = Model::new(&config.model, config.data.classes.num_classes(), device, config.seed);
+        let model = Model::new(&config.model, config.data.classes.num_classes(), device, config.seed)
+            .with_compute(Compute::of(&config.train));
         let teacher = config
             .method
             .kind
@@ -249,7 +250,8 @@ pub fn train(
     resume: bool,
     observer: &mut dyn Observer,
 ) -> Result<FinalReport, TrainError> {
-    let device = crate::device::open_device(&config.train.device).map_err(TrainError::Device)?;
+    let device =
+        crate::device::open_device(&config.train.device, config.train.cudnn_benchmark).map_err(TrainError::Device)?;
     crate::device::set_threads(config.train.threads);
     // Check the data before touching the run directory.
     let data = RunData::load(config)?;
@@ -257,14 +259,15 @@ pub fn train(
 
     let mut ts = TrainingState::new(config, device);
     let mut message = format!(
-        "{} method, {} train images ({} seg / {} depth), {} val images, {} parameters on {:?}",
+        "{} method, {} train images ({} seg / {} depth), {} val images, {} parameters on {:?} ({})",
         config.method.kind,
         data.train.len(),
         data.split.seg.len(),
         data.split.depth.len(),
         data.val.len(),
         ts.model.num_parameters(),
-        device
+        device,
+        ts.model.compute()
     );
     if let Some((path, ckpt)) = open_run(config, &dir, &data.split, resume, &mut message)? {
         ts.restore(&ckpt, &path)?;

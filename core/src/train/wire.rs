@@ -135,7 +135,7 @@ pub fn all_finite(t: &tch::Tensor) -> bool {
     if !t.is_floating_point() {
         return true;
     }
-    let sum = t.sum(tch::Kind::Double).double_value(&[]);
+    let sum = t.sum(t.kind()).double_value(&[]);
     sum.is_finite() || bool::try_from(t.isfinite().all()).unwrap_or(false)
 }
 
