@@ -256,3 +256,12 @@ fn every_method_and_teacher_runs_on_the_nccl_plane() {
         }
     });
 }
+
+#[test]
+fn local_sgd_on_the_nccl_plane_is_refused_at_start_naming_the_key() {
+    in_process_backend();
+    let run = tempfile::tempdir().unwrap();
+    let cfg = config("masked", 8, &format!("{NCCL}\nlocal_steps = 4"));
+    let e = runtime().block_on(dmtl_coordinator::Coordinator::start(options(cfg, run.path(), None))).err().unwrap();
+    assert!(e.to_string().contains("`distributed.local_steps` = 4"), "{e}");
+}
