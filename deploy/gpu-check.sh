@@ -14,9 +14,9 @@
 #   6. the nccl plane's training step on real model tensors, one replica per
 #      GPU in one process (`dmtl allreduce-bench --step-check`): the replicas
 #      must stay identical and match the same steps merged on one GPU
-#   7. the nccl data plane (`distributed.data_plane = "nccl"`); reported as
-#      unavailable when this dmtl refuses it (no `nccl` feature, or rounds not
-#      wired yet)
+#   7. the nccl data plane (`distributed.data_plane = "nccl"`), one worker
+#      per GPU as in 4; reported as unavailable when this dmtl refuses it (no
+#      `nccl` feature, or an older binary whose rounds were not wired yet)
 #
 # Usage: deploy/gpu-check.sh [--dmtl PATH] [--work DIR] [--steps N] [--keep]
 #   --dmtl   the binary (default: $DMTL, else `dmtl` on PATH, else
@@ -158,10 +158,12 @@ if [ "$gpus" -ge 2 ]; then
     token="$work/token"
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token"
     # shellcheck disable=SC2329 # called through `job`
+    # grpc_n RUN_DIR [COORDINATOR ARGS...]
     grpc_n() {
         local run=$1 pids=() i task status=0
+        shift
         "$dmtl" coordinator --config "$config" --run-dir "$run" --listen "127.0.0.1:$port" \
-            --token-file "$token" &
+            --token-file "$token" "$@" &
         local coordinator=$!
         for ((i = 0; i < gpus; i++)); do
             if ((i % 2 == 0)); then task=seg; else task=depth; fi
@@ -197,10 +199,9 @@ if [ "$gpus" -ge 2 ]; then
         failures=$((failures + 1))
     fi
 
-    # 7: the nccl data plane.
+    # 7: the nccl data plane, one worker per GPU (NCCL needs a device per rank).
     nccl_run="$work/nccl-${gpus}gpu"
-    if "$dmtl" local --config "$config" --run-dir "$nccl_run" --set 'distributed.data_plane="nccl"' \
-        > "$work/nccl.log" 2>&1; then
+    if grpc_n "$nccl_run" --set 'distributed.data_plane="nccl"' > "$work/nccl.log" 2>&1; then
         results+=("$(printf '%-28s %s' "nccl-${gpus}gpu" "$(throughput "$nccl_run")")")
     elif grep -Eq 'nccl. cargo feature|not wired yet' "$work/nccl.log"; then
         results+=("$(printf '%-28s unavailable: %s' "nccl-${gpus}gpu" "$(grep -m1 -o 'error: .*' "$work/nccl.log")")")

@@ -64,6 +64,8 @@ pub struct Membership {
 #[derive(Debug, Default)]
 pub struct Groups {
     current: Option<GroupPlan>,
+    /// The last generation handed out.
+    generations: u64,
 }
 
 impl Groups {
@@ -81,11 +83,20 @@ impl Groups {
         sorted.dedup();
         let same = self.current.as_ref().is_some_and(|g| g.ranks.keys().map(String::as_str).eq(sorted.iter().copied()));
         if !same {
-            let generation = self.current.as_ref().map_or(1, |g| g.generation + 1);
+            let id = new_id()?;
+            self.generations += 1;
+            let generation = self.generations;
             let ranks = sorted.iter().enumerate().map(|(r, w)| (w.to_string(), r as u32)).collect();
-            self.current = Some(GroupPlan { generation, unique_id: new_id()?, ranks });
+            self.current = Some(GroupPlan { generation, unique_id: id, ranks });
         }
         Ok(self.current.as_ref().expect("set above"))
+    }
+
+    /// Ends the current generation: the next round starts a new one even
+    /// with the same members (a collective failed, or a member may hold
+    /// another state).
+    pub fn retire(&mut self) {
+        self.current = None;
     }
 
     pub fn current(&self) -> Option<&GroupPlan> {
@@ -182,6 +193,17 @@ mod tests {
         groups.for_round(&["a", "b"], || Ok::<_, ()>(UniqueId([1; 128]))).unwrap();
         assert!(groups.for_round(&["a"], || Err("no nccl")).is_err());
         assert_eq!(groups.current().unwrap().generation, 1);
+    }
+
+    #[test]
+    fn a_retired_generation_is_replaced_even_with_the_same_members() {
+        let mut groups = Groups::default();
+        let mut id = ids();
+        let a = groups.for_round(&["a", "b"], &mut id).unwrap().clone();
+        groups.retire();
+        let b = groups.for_round(&["a", "b"], &mut id).unwrap().clone();
+        assert_eq!(b.generation, a.generation + 1);
+        assert_ne!(b.unique_id, a.unique_id);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! backends: NCCL on the GPU (`nccl` feature, [`nccl`]) and an in-process CPU
 //! backend for tests ([`local`]). See `README.md` beside this crate.
 
+pub mod backend;
 pub mod bandwidth;
 mod collective;
 pub mod group;
@@ -15,9 +16,11 @@ pub mod merge;
 #[cfg(feature = "nccl")]
 pub mod nccl;
 pub mod plane;
+pub mod state;
 pub mod sync;
 
+pub use backend::{AbortHandle, Backend, Joined};
 pub use collective::{Collective, CollectiveError};
-pub use group::{GroupPlan, Groups, UniqueId};
+pub use group::{Communicator, GroupPlan, Groups, Membership, UniqueId};
 pub use merge::{all_reduce_merge, MergeLayout};
 pub use plane::{check_nccl_plane, PlaneError};

@@ -52,10 +52,20 @@ impl LocalCollective {
     /// dropping an NCCL communicator does to its peers' pending collectives,
     /// made explicit).
     pub fn abort(&self) {
-        let mut s = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.aborted = true;
-        self.shared.done.notify_all();
+        abort(&self.shared);
     }
+
+    /// A handle that aborts the group from another thread.
+    pub fn abort_handle(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || abort(&shared)
+    }
+}
+
+fn abort(shared: &Shared) {
+    let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    s.aborted = true;
+    shared.done.notify_all();
 }
 
 impl Collective for LocalCollective {

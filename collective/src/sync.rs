@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use dmtl_core::method::Teacher;
 use dmtl_core::model::Model;
 use dmtl_core::optim::Optimizer;
 use tch::{Device, Kind, Tensor};
@@ -90,5 +91,41 @@ pub fn broadcast_state(
     optimizer
         .load_state_tensors(&opt_state, &params)
         .map_err(|e| CollectiveError::Buffer(format!("loading the broadcast optimizer state: {e}")))?;
+    Ok(())
+}
+
+/// Makes every member's teacher equal to that of rank `source` (its
+/// variables and the step it was refreshed at), as [`broadcast_state`] does
+/// for the model: the teacher of a distilling method lives on the workers.
+pub fn broadcast_teacher(
+    c: &dyn Collective,
+    source: usize,
+    teacher: &mut Teacher,
+    device: Device,
+) -> Result<(), CollectiveError> {
+    let variables = teacher.model.variables();
+    let mut pieces: Vec<Tensor> =
+        variables.values().map(|t| t.detach().to_kind(Kind::Float).flatten(0, -1).to_device(device)).collect();
+    pieces.push(Tensor::from_slice(&[teacher.refreshed_at as f32]).to_device(device));
+    let mut body = Tensor::cat(&pieces, 0);
+    if c.rank() != source {
+        let _ = body.zero_();
+    }
+    c.all_reduce_sum(&mut body)?;
+    if c.rank() == source {
+        return Ok(());
+    }
+    let mut offset = 0i64;
+    let mut loaded = BTreeMap::new();
+    for (name, like) in &variables {
+        let n = like.numel() as i64;
+        loaded.insert(name.clone(), body.narrow(0, offset, n).view(like.size().as_slice()).to_kind(like.kind()));
+        offset += n;
+    }
+    teacher
+        .model
+        .load_tensors(&loaded)
+        .map_err(|e| CollectiveError::Buffer(format!("loading the broadcast teacher: {e}")))?;
+    teacher.refreshed_at = floats(&body.narrow(0, offset, 1))[0].round() as usize;
     Ok(())
 }

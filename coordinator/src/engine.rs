@@ -25,6 +25,7 @@ use crate::hub::{
     WorkerActivity, WorkerRound,
 };
 use crate::merger::{MergeMode, Merger};
+use crate::nccl_plane::{GroupOutcome, NcclPlane};
 use crate::scheduler::{RoundStatus, Task, UpdateVerdict, WorkerId};
 
 /// How often the loop looks at heartbeats and deadlines when nothing happens.
@@ -40,6 +41,16 @@ pub struct Engine {
     pub dir: RunDir,
     /// `round_timeout_s` in ms.
     pub heartbeat_timeout_ms: u64,
+    /// The `nccl` data plane (None: `grpc`).
+    pub nccl: Option<NcclPlane>,
+}
+
+/// How trying to open a round ended.
+enum Opening {
+    Opened,
+    /// Plan the step again (the nccl plane rolled back to the coordinator's state).
+    Replan,
+    Stop,
 }
 
 /// How the loop ended.
@@ -106,7 +117,9 @@ impl Engine {
     }
 
     fn publish_weights(&self, round: u64) -> Result<(), TrainError> {
-        let bytes = self.merger.weights().map_err(|e| TrainError::Other(format!("encoding the weights: {e}")))?;
+        // The nccl plane's members load the whole training state, not only the weights.
+        let bytes = if self.nccl.is_some() { self.merger.training_state() } else { self.merger.weights() };
+        let bytes = bytes.map_err(|e| TrainError::Other(format!("encoding the weights: {e}")))?;
         let snap = Snapshot { version: self.merger.version(), round, bytes: Bytes::from(bytes) };
         self.hub.lock().weights = Some(snap);
         Ok(())
@@ -140,10 +153,13 @@ impl Engine {
         if !verdict.is_accepted() {
             return Ok(PushVerdict::Refused(verdict_reason(verdict, header.round, open)));
         }
-        if header.kind != expected {
+        let nccl = self.nccl.is_some();
+        if (nccl && !header.kind.is_nccl()) || (!nccl && header.kind != expected) {
             return Err(HubError::InvalidArgument(format!(
                 "round {} expects {:?} updates, got {:?}",
-                header.round, expected, header.kind
+                header.round,
+                if nccl { UpdateKind::Receipt } else { expected },
+                header.kind
             )));
         }
         if header.weights_version != weights_version {
@@ -173,7 +189,8 @@ impl Engine {
         rp: &crate::scheduler::RoundPlan,
     ) -> BTreeMap<WorkerId, WorkerRound> {
         let mut out = BTreeMap::new();
-        let teacher_version = self.merger.teacher_version();
+        // nccl plane: the workers keep their own teachers.
+        let teacher_version = if self.nccl.is_some() { 0 } else { self.merger.teacher_version() };
         let local = steps > 1 || self.config.distributed.local_steps > 1;
         for part in &plan.parts {
             let task = Task::of_part(part);
@@ -198,8 +215,33 @@ impl Engine {
                         first_draw,
                         update_kind: if local { UpdateKind::WeightDelta } else { UpdateKind::Gradients },
                         shard: Arc::new(tp.shards[w].clone()),
+                        nccl: None,
                     },
                 );
+            }
+        }
+        if self.nccl.is_some() {
+            // Every live worker takes part in the all-reduce and the optimizer
+            // step, also when the plan has no images for its task (alternate phases).
+            for (task, tp) in &rp.tasks {
+                for (w, shard) in tp.shards.iter().filter(|(_, s)| !s.is_empty()) {
+                    out.entry(*w).or_insert_with(|| WorkerRound {
+                        round,
+                        weights_version: self.merger.version(),
+                        teacher_version: 0,
+                        method: self.config.method.kind.to_string(),
+                        phase: plan.phase as u64,
+                        first_step: plan.step as u64,
+                        steps: steps as u32,
+                        pool: task.idle_pool(),
+                        count: 0,
+                        losses: Default::default(),
+                        first_draw: 0,
+                        update_kind: UpdateKind::Receipt,
+                        shard: Arc::new(shard.clone()),
+                        nccl: None,
+                    });
+                }
             }
         }
         out
@@ -215,6 +257,8 @@ impl Engine {
         let mut teacher_published = u64::MAX;
         let mut weights_published = u64::MAX;
         let mut stop = false;
+        // nccl plane: an evaluation and a checkpoint that wait for rank 0's training state.
+        let mut missed = (false, false);
         {
             let mut st = self.hub.lock();
             st.run.step = self.merger.step() as u64;
@@ -223,19 +267,30 @@ impl Engine {
 
         while self.merger.step() < total && !stop {
             let step = self.merger.step();
-            self.merger.begin_step();
+            if self.nccl.is_none() {
+                self.merger.begin_step(); // nccl plane: each worker refreshes its own teacher
+            }
             let plan = self.merger.plan();
             let steps = round_steps(&self.config, step, self.config.distributed.local_steps);
             if self.merger.version() != weights_published {
                 self.publish_weights(round)?;
                 weights_published = self.merger.version();
             }
-            if self.merger.teacher_version() != teacher_published && plan.parts.iter().any(|p| p.losses.needs_teacher())
+            if self.nccl.is_none()
+                && self.merger.teacher_version() != teacher_published
+                && plan.parts.iter().any(|p| p.losses.needs_teacher())
             {
                 self.publish_teacher(round)?;
                 teacher_published = self.merger.teacher_version();
             }
-            let active = Task::active_in(&plan);
+            // nccl plane: every task's workers are in every round (one group, one optimizer step).
+            let active = if self.nccl.is_some() { tasks_of(&self.config) } else { Task::active_in(&plan) };
+            let crossed_at = |done: usize, every: usize| (done / every) != (step / every) || done == total;
+            let want_state = self.nccl.as_ref().is_some_and(|p| p.pending_state)
+                || crossed_at(step + steps, self.config.train.eval_every)
+                || crossed_at(step + steps, self.config.train.checkpoint_every);
+            let mut participants = 0;
+            let mut planned_workers: BTreeMap<dmtl_core::method::Pool, usize> = BTreeMap::new();
 
             // Open the round as soon as every active task has its workers.
             let opened = loop {
@@ -245,12 +300,33 @@ impl Engine {
                 self.expire(&mut st);
                 match st.scheduler.begin_round(round, &active, now) {
                     Ok(rp) if rp.is_ready() => {
-                        let assignments = self.assignments(round, &plan, steps, &rp);
+                        let mut assignments = self.assignments(round, &plan, steps, &rp);
+                        if let Some(plane) = self.nccl.as_mut() {
+                            let names = st.workers.iter().map(|(id, w)| (*id, w.name.clone())).collect();
+                            let current = plane.synced().step == self.merger.step();
+                            if plane.assign(&names, &mut assignments, want_state, current)? == GroupOutcome::RollBack {
+                                st.scheduler.abandon_round().map_err(|e| TrainError::Other(e.to_string()))?;
+                                let synced = plane.synced().clone();
+                                tracing::warn!(
+                                    from = self.merger.step(),
+                                    to = synced.step,
+                                    "no live worker holds the run's state: rolling back to the coordinator's copy"
+                                );
+                                self.merger.state_mut().state = synced;
+                                st.run.step = self.merger.step() as u64;
+                                break Opening::Replan;
+                            }
+                        }
+                        participants = assignments.len();
+                        st.run.nccl_generation = self.nccl.as_ref().and_then(NcclPlane::generation).unwrap_or(0);
+                        for a in assignments.values().filter(|a| a.count > 0) {
+                            *planned_workers.entry(a.pool).or_default() += 1;
+                        }
                         st.open = Some(OpenRound { round, assignments });
                         st.run.state = RunState::Running;
                         st.run.round = round;
                         st.run.phase = plan.phase as u64;
-                        break Some(rp);
+                        break Opening::Opened;
                     }
                     Ok(_) => {
                         round -= 1; // not opened: the number is free again
@@ -260,7 +336,7 @@ impl Engine {
                 }
                 drop(st);
                 match self.rx.recv_timeout(TICK) {
-                    Ok(EngineMsg::Stop) => break None,
+                    Ok(EngineMsg::Stop) => break Opening::Stop,
                     Ok(EngineMsg::Push { header, reply, .. }) => {
                         let _ = reply.send(Ok(PushVerdict::Refused(format!(
                             "round {} is closed (no round is open)",
@@ -268,11 +344,13 @@ impl Engine {
                         ))));
                     }
                     Ok(EngineMsg::Wake) | Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break None,
+                    Err(RecvTimeoutError::Disconnected) => break Opening::Stop,
                 }
             };
-            if opened.is_none() {
-                break; // stop requested while waiting for workers
+            match opened {
+                Opening::Opened => {}
+                Opening::Replan => continue,
+                Opening::Stop => break, // stop requested while waiting for workers
             }
             self.hub.notify_round();
             let opened_at = Instant::now();
@@ -286,12 +364,23 @@ impl Engine {
 
             // Collect updates until the barrier says the round is over.
             let mut updates: BTreeMap<WorkerId, Update> = BTreeMap::new();
+            let mut state_bytes: Option<Bytes> = None;
+            let mut collective_failed = false;
             let finished = loop {
                 match self.rx.recv_timeout(TICK) {
-                    Ok(EngineMsg::Push { id, header, update, reply }) => {
+                    Ok(EngineMsg::Push { id, header, update, state, reply }) => {
+                        let kind = header.kind;
                         let verdict = self.on_push(id, &header, update, expected, weights_version, &mut updates);
                         if matches!(verdict, Ok(PushVerdict::Accepted)) {
                             last_push_at = Instant::now();
+                            match kind {
+                                UpdateKind::State => state_bytes = state,
+                                UpdateKind::Failed => {
+                                    tracing::warn!(worker = %header.worker, round, "the round's collective failed");
+                                    collective_failed = true;
+                                }
+                                _ => {}
+                            }
                         }
                         if let Ok(PushVerdict::Refused(reason)) = &verdict {
                             tracing::debug!(worker = %header.worker, reason, "update refused");
@@ -312,6 +401,15 @@ impl Engine {
                     st.open = None;
                     break None;
                 }
+                if collective_failed {
+                    // The members kept their state; the next round names a new generation.
+                    st.scheduler.abandon_round().map_err(|e| TrainError::Other(e.to_string()))?;
+                    st.open = None;
+                    if let Some(plane) = self.nccl.as_mut() {
+                        plane.retire();
+                    }
+                    break None;
+                }
                 match st.scheduler.round_status(now) {
                     Some(status @ (RoundStatus::Complete | RoundStatus::TimedOut { .. })) => {
                         if !matches!(status, RoundStatus::Complete) {
@@ -325,6 +423,9 @@ impl Engine {
                         tracing::warn!(round, "round stalled (too few workers left); retrying it");
                         st.scheduler.abandon_round().map_err(|e| TrainError::Other(e.to_string()))?;
                         st.open = None;
+                        if let Some(plane) = self.nccl.as_mut() {
+                            plane.retire(); // its members may be stuck in the collective
+                        }
                         break None;
                     }
                     _ => {}
@@ -333,27 +434,50 @@ impl Engine {
             let Some(finished) = finished else {
                 continue; // stalled or stopping: plan the step again (or leave the loop)
             };
+            if finished.merged.is_empty() {
+                if let Some(plane) = self.nccl.as_mut() {
+                    // Timed out without a receipt: nobody is known to have taken the step.
+                    tracing::warn!(round, "round timed out without a receipt; planning the step again");
+                    plane.retire();
+                    continue;
+                }
+            }
 
             // Merge in the plan's part order, then by worker id: with one worker per
             // part this is exactly the single-process order.
-            let mut ordered = Vec::new();
-            let mut per_part: Vec<(PartPlan, Vec<WorkerId>)> = Vec::new();
-            for part in &plan.parts {
-                let task = Task::of_part(part);
-                let ids: Vec<WorkerId> = finished
-                    .merged
-                    .iter()
-                    .copied()
-                    .filter(|id| self.hub.lock().workers.get(id).map(|w| w.task) == Some(task))
-                    .collect();
-                per_part.push((*part, ids.clone()));
-                ordered.extend(ids.into_iter().filter_map(|id| updates.remove(&id)));
-            }
-            let mode = match expected {
-                UpdateKind::Gradients => MergeMode::Gradients,
-                UpdateKind::WeightDelta => MergeMode::WeightDelta { steps },
+            let mut per_part: Vec<(PartPlan, usize)> = Vec::new();
+            let (losses, samples, workers) = if let Some(plane) = self.nccl.as_mut() {
+                // The members merged and applied the step themselves: count it. Every
+                // planned worker drew its images, whoever's receipt arrived.
+                for part in &plan.parts {
+                    per_part.push((*part, planned_workers.get(&part.pool).copied().unwrap_or(1)));
+                }
+                let receipts: Vec<&Update> = updates.values().filter(|u| u.samples > 0).collect();
+                let merged = if receipts.is_empty() { None } else { Some(dmtl_core::train::merge(&receipts)?) };
+                let (losses, samples) = merged.map_or_else(Default::default, |m| (m.losses, m.samples));
+                self.merger.advance(steps, samples, &losses);
+                plane.finished(&finished.merged, participants);
+                (losses, samples, finished.merged.len())
+            } else {
+                let mut ordered = Vec::new();
+                for part in &plan.parts {
+                    let task = Task::of_part(part);
+                    let ids: Vec<WorkerId> = finished
+                        .merged
+                        .iter()
+                        .copied()
+                        .filter(|id| self.hub.lock().workers.get(id).map(|w| w.task) == Some(task))
+                        .collect();
+                    per_part.push((*part, ids.len()));
+                    ordered.extend(ids.into_iter().filter_map(|id| updates.remove(&id)));
+                }
+                let mode = match expected {
+                    UpdateKind::WeightDelta => MergeMode::WeightDelta { steps },
+                    _ => MergeMode::Gradients,
+                };
+                let (losses, samples) = self.merger.apply_merged(&ordered, mode)?;
+                (losses, samples, ordered.len())
             };
-            let (losses, samples) = self.merger.apply_merged(&ordered, mode)?;
             if !losses.total.is_finite() {
                 let err = TrainError::Diverged {
                     step: self.merger.step(),
@@ -363,8 +487,8 @@ impl Engine {
                 return Err(err);
             }
             // Draws continue after what this round's workers took from each pool.
-            for (part, ids) in &per_part {
-                let counts = split_count(part.count, ids.len().max(1));
+            for (part, n) in &per_part {
+                let counts = split_count(part.count, (*n).max(1));
                 let per_step = counts.into_iter().max().unwrap_or(part.count) as u64;
                 let d = &mut self.merger.state_mut().state.draws;
                 let before = d.get(part.pool);
@@ -372,7 +496,28 @@ impl Engine {
             }
             let done = self.merger.step();
             self.merger.state_mut().state.wall_s = wall_before + session.elapsed().as_secs_f64();
-            if done < total {
+            // nccl plane: the coordinator's model is current only after rank 0's state arrived.
+            let mut current = self.nccl.is_none();
+            if let Some(plane) = self.nccl.as_mut() {
+                if want_state {
+                    let loaded = match state_bytes.take() {
+                        Some(bytes) => self.merger.load_training_state(&bytes),
+                        None => Err("rank 0 did not push it".to_string()),
+                    };
+                    match loaded {
+                        Ok(()) => {
+                            current = true;
+                            plane.pending_state = false;
+                            plane.set_synced(self.merger.state().state.clone());
+                        }
+                        Err(e) => {
+                            tracing::warn!(round, error = %e, "no training state after the round; asking again next round");
+                            plane.pending_state = true;
+                        }
+                    }
+                }
+            }
+            if done < total && self.nccl.is_none() {
                 self.publish_weights(round)?;
                 weights_published = self.merger.version();
             }
@@ -393,14 +538,21 @@ impl Engine {
                     step: done as u64,
                     samples: samples as u64,
                     losses: losses.clone(),
-                    workers: ordered.len() as u32,
+                    workers: workers as u32,
                     weights_version: self.merger.version(),
                 };
                 self.hub.emit(&mut st, kind);
             }
 
             let crossed = |every: usize| (done / every) != (step / every) || done == total;
-            if crossed(self.config.train.eval_every) {
+            let eval_due = crossed(self.config.train.eval_every) || missed.0;
+            let checkpoint_due = crossed(self.config.train.checkpoint_every) || missed.1;
+            if !current {
+                missed = (eval_due, checkpoint_due); // when the training state arrives
+                continue;
+            }
+            missed = (false, false);
+            if eval_due {
                 let metrics = evaluate(&self.merger.state().model, &self.val, self.config.eval.batch_size);
                 let line = MetricsLine {
                     step: done,
@@ -418,13 +570,16 @@ impl Engine {
                 self.hub.emit(&mut st, EventKind::Evaluated { round, step: done as u64, metrics: metrics.clone() });
                 last_metrics = Some(metrics);
             }
-            if crossed(self.config.train.checkpoint_every) {
+            if checkpoint_due {
                 self.checkpoint(round)?;
             }
         }
 
         if self.merger.step() < total {
-            // Stopped: save where we are.
+            // Stopped: save where we are (nccl plane: where the coordinator's copy is).
+            if let Some(plane) = &self.nccl {
+                self.merger.state_mut().state = plane.synced().clone();
+            }
             let step = self.merger.step();
             self.merger.state_mut().state.wall_s = wall_before + session.elapsed().as_secs_f64();
             let path = self.checkpoint(round)?;

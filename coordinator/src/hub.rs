@@ -64,6 +64,29 @@ impl RunState {
 pub enum UpdateKind {
     Gradients,
     WeightDelta,
+    /// nccl plane: the step was all-reduced and applied by every member.
+    Receipt,
+    /// nccl plane: a receipt carrying the training state after the step.
+    State,
+    /// nccl plane: the round's collective failed; the worker's model is unchanged.
+    Failed,
+}
+
+impl UpdateKind {
+    /// The kinds of the nccl plane, which carry no tensors to merge.
+    pub fn is_nccl(self) -> bool {
+        matches!(self, UpdateKind::Receipt | UpdateKind::State | UpdateKind::Failed)
+    }
+}
+
+/// A worker's place in the all-reduce group of a round (nccl plane).
+#[derive(Debug, Clone)]
+pub struct NcclRound {
+    pub membership: dmtl_collective::group::Membership,
+    /// Copy the training state of this rank before the step.
+    pub source_rank: Option<u32>,
+    /// Load the coordinator's training state (the weights snapshot) before the step.
+    pub load_state: bool,
 }
 
 /// Which snapshot.
@@ -127,6 +150,8 @@ pub struct WorkerRound {
     pub first_draw: u64,
     pub update_kind: UpdateKind,
     pub shard: Arc<Vec<usize>>,
+    /// The round's all-reduce group (nccl plane only).
+    pub nccl: Option<Box<NcclRound>>,
 }
 
 /// The answer to a worker waiting for a round.
@@ -148,6 +173,8 @@ pub struct PushHeader {
     pub weights_version: u64,
     pub samples: u64,
     pub kind: UpdateKind,
+    /// The worker's training losses (what a receipt of the nccl plane reports).
+    pub losses: LossValues,
 }
 
 /// The verdict on a well-formed update.
@@ -181,7 +208,14 @@ pub enum HubError {
 /// What the round loop is sent.
 pub enum EngineMsg {
     /// An update to validate and, if accepted, record for its round.
-    Push { id: WorkerId, header: PushHeader, update: Update, reply: oneshot::Sender<Result<PushVerdict, HubError>> },
+    Push {
+        id: WorkerId,
+        header: Box<PushHeader>,
+        update: Update,
+        /// The training state of an nccl-plane `State` push (checked by the round loop).
+        state: Option<Bytes>,
+        reply: oneshot::Sender<Result<PushVerdict, HubError>>,
+    },
     /// Something changed (a worker joined, left, heartbeat): re-check the round.
     Wake,
     /// Stop after the current round with a checkpoint.
@@ -225,6 +259,8 @@ pub struct RunView {
     /// Timings of the merged rounds.
     pub timing: RoundTiming,
     pub images_seen: u64,
+    /// The nccl plane's group generation of the last round opened (0: none, or the grpc plane).
+    pub nccl_generation: u64,
 }
 
 /// How long rounds take, over the rounds merged by this process.
@@ -571,6 +607,25 @@ impl Hub {
     /// the round loop and waits for its verdict.
     pub async fn push(&self, header: PushHeader, payload: Bytes) -> Result<PushVerdict, HubError> {
         let id = self.parse_name(&header.worker)?;
+        if header.kind.is_nccl() {
+            // No tensors to merge: the step was merged by all-reduce. The
+            // training state of a `State` push is checked on the round loop.
+            if !header.losses.total.is_finite() && header.kind != UpdateKind::Failed {
+                return Err(HubError::InvalidArgument(format!("`header.losses.total` is {}", header.losses.total)));
+            }
+            let state = (header.kind == UpdateKind::State).then_some(payload);
+            let update = Update {
+                grads: BTreeMap::new(),
+                buffers: BTreeMap::new(),
+                samples: header.samples as usize,
+                losses: header.losses.clone(),
+            };
+            let (reply, verdict) = oneshot::channel();
+            self.send(EngineMsg::Push { id, header: Box::new(header), update, state, reply })?;
+            return verdict
+                .await
+                .map_err(|_| HubError::Unavailable("the coordinator's round loop has stopped".into()))?;
+        }
         let spec = self.facts.spec.clone();
         let update = tokio::task::spawn_blocking(move || decode_update_with(&payload, &spec))
             .await
@@ -583,7 +638,7 @@ impl Hub {
             )));
         }
         let (reply, verdict) = oneshot::channel();
-        self.send(EngineMsg::Push { id, header, update, reply })?;
+        self.send(EngineMsg::Push { id, header: Box::new(header), update, state: None, reply })?;
         verdict.await.map_err(|_| HubError::Unavailable("the coordinator's round loop has stopped".into()))?
     }
 

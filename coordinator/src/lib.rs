@@ -5,6 +5,8 @@
 //!   round with the single-process trainer's own functions.
 //! - [`engine`] — the round loop on its own thread (never on the runtime):
 //!   snapshots, rounds, update validation, merge, evaluation, checkpoints.
+//! - [`nccl_plane`] — the `nccl` data plane's rounds: group generations,
+//!   state sync of new members, who pushes the training state.
 //! - [`hub`] — what the RPC handlers and the round loop share (domain types).
 //! - [`service`] — the gRPC adapters (`dmtl.v1.Coordinator`, `Monitor`),
 //!   error mapping and the bearer-token check.
@@ -15,6 +17,7 @@
 pub mod engine;
 pub mod hub;
 pub mod merger;
+pub mod nccl_plane;
 pub mod prometheus;
 pub mod scheduler;
 pub mod server;

@@ -137,6 +137,32 @@ impl Merger {
         Ok((merged.losses, merged.samples))
     }
 
+    /// nccl plane: counts a round that the workers merged and applied among
+    /// themselves (the model here is unchanged until their state is loaded).
+    pub fn advance(&mut self, steps: usize, samples: usize, losses: &LossValues) {
+        let s = &mut self.state.state;
+        s.step += steps;
+        s.images_seen += samples as u64;
+        s.last_losses = Some(losses.clone());
+        s.loss_sums.add(losses);
+    }
+
+    /// nccl plane: the model, optimizer state and teacher as one buffer
+    /// (what a group without a member holding the run's state loads).
+    pub fn training_state(&self) -> Result<Vec<u8>, TensorIoError> {
+        let s = &self.state;
+        dmtl_collective::state::encode_state(&s.model, &s.optimizer, s.teacher.as_ref())
+    }
+
+    /// nccl plane: loads a worker's training state (checked first; nothing
+    /// changes on an error) and publishes it as the next version.
+    pub fn load_training_state(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let s = &mut self.state;
+        dmtl_collective::state::load_state(bytes, &s.model, &mut s.optimizer, s.teacher.as_mut())?;
+        self.version += 1;
+        Ok(())
+    }
+
     /// The coordinator's training state (model, optimizer, teacher).
     pub fn state(&self) -> &TrainingState {
         &self.state

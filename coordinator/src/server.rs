@@ -24,6 +24,7 @@ use crate::engine::{Engine, EngineEnd};
 
 use crate::hub::{EventKind, Hub, RunFacts, RunState, RunView};
 use crate::merger::Merger;
+use crate::nccl_plane::NcclPlane;
 use crate::scheduler::{Scheduler, SchedulerConfig, TaskPools};
 use crate::service::auth::TokenCheck;
 use crate::service::coordinator::CoordinatorService;
@@ -84,20 +85,26 @@ struct Prepared {
     scheduler: Scheduler,
     run: RunView,
     message: String,
+    nccl: Option<NcclPlane>,
 }
 
 fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
     let config = &opts.config;
-    if config.distributed.data_plane == DataPlane::Nccl {
-        // Says why this build or machine cannot run the plane (no `nccl` feature, no GPU, no libnccl).
-        dmtl_collective::check_nccl_plane(None).map_err(|e| CoordinatorError::Start(e.to_string()))?;
-        return Err(CoordinatorError::Start(
-            "config key `distributed.data_plane` = \"nccl\": the all-reduce plane is built (crate dmtl-collective) \
-             but the coordinator's nccl rounds (unique ids at round start, optimizer on the workers, weight pulls \
-             for evaluation and checkpoints) are not wired yet; use \"grpc\""
-                .into(),
-        ));
-    }
+    let nccl = match config.distributed.data_plane {
+        DataPlane::Grpc => None,
+        DataPlane::Nccl => {
+            // Says why this build or machine cannot run the plane (no `nccl` feature, no GPU, no libnccl).
+            let backend = dmtl_collective::Backend::select(None).map_err(|e| CoordinatorError::Start(e.to_string()))?;
+            if config.distributed.local_steps > 1 {
+                return Err(CoordinatorError::Start(format!(
+                    "config key `distributed.local_steps` = {}: the nccl data plane all-reduces every step \
+                     (synchronous SGD); set local_steps = 1 or use data_plane = \"grpc\"",
+                    config.distributed.local_steps
+                )));
+            }
+            Some(backend)
+        }
+    };
     let device = dmtl_core::device::open_device(&config.train.device, config.train.cudnn_benchmark)
         .map_err(TrainError::Device)?;
     dmtl_core::device::set_threads(config.train.threads);
@@ -150,11 +157,12 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
         dataset_size: ids.len() as u64,
         local_steps: d.local_steps as u32,
         chunk_bytes: d.chunk_bytes as u32,
-        nccl: false,
+        nccl: nccl.is_some(),
         heartbeat_interval_ms: d.heartbeat_interval_ms as u32,
         heartbeat_timeout_ms: d.heartbeat_timeout_ms as u32,
         // Gradients (or deltas) plus statistics are never larger than the weights; room for the header.
-        max_update_bytes: weights_len * 2 + (1 << 20),
+        // nccl plane: rank 0's training state (weights, two optimizer moments, teacher).
+        max_update_bytes: weights_len * if nccl.is_some() { 5 } else { 2 } + (1 << 20),
         spec: Arc::new(dmtl_core::train::wire::UpdateSpec::of(&merger.state().model)),
     };
     let step = merger.step() as u64;
@@ -172,8 +180,10 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
         rounds_merged: 0,
         timing: Default::default(),
         images_seen: merger.state().state.images_seen,
+        nccl_generation: 0,
     };
-    Ok(Prepared { config: config.clone(), merger, val, dir, facts, scheduler, run, message })
+    let nccl = nccl.map(|backend| NcclPlane::new(backend, merger.state().state.clone()));
+    Ok(Prepared { config: config.clone(), merger, val, dir, facts, scheduler, run, message, nccl })
 }
 
 /// Rounds of the whole run: one per step with `local_steps = 1`, fewer with local SGD.
@@ -197,7 +207,7 @@ impl Coordinator {
                 .await
                 .map_err(|e| CoordinatorError::Start(format!("preparing the run: {e}")))??
         };
-        let Prepared { config, merger, val, dir, facts, scheduler, run, message } = prepared;
+        let Prepared { config, merger, val, dir, facts, scheduler, run, message, nccl } = prepared;
         let (engine_tx, engine_rx) = std::sync::mpsc::channel();
         let hub = Hub::new(facts, scheduler, run, engine_tx);
 
@@ -224,6 +234,7 @@ impl Coordinator {
             val,
             dir,
             heartbeat_timeout_ms: config.distributed.heartbeat_timeout_ms,
+            nccl,
         };
         let engine_hub = hub.clone();
         std::thread::Builder::new()

@@ -5,91 +5,24 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 use bytes::Bytes;
 use dmtl_coordinator::engine::EngineEnd;
-use dmtl_coordinator::{Coordinator, CoordinatorOptions, TlsFiles};
+use dmtl_coordinator::{Coordinator, TlsFiles};
 use dmtl_core::checkpoint::Checkpoint;
 use dmtl_core::config::Config;
-use dmtl_core::data::synthetic::{generate, SyntheticSpec};
 use dmtl_core::model::Model;
 use dmtl_core::train::wire::{encode_update, load_weights};
 use dmtl_core::train::{train, LossValues, Silent, Update};
 use dmtl_proto::v1::{self, monitor_client::MonitorClient, UpdateChunk};
 use dmtl_proto::{chunk_messages, receive};
 use dmtl_worker::client::{channel, client, BearerToken, Client};
-use dmtl_worker::{WorkerOptions, WorkerTask};
+use dmtl_worker::WorkerTask;
 use tch::{Device, Kind, Tensor};
 use tonic::Code;
 
-const TOKEN: &str = "test-token";
-
-fn dataset() -> &'static Path {
-    static DATA: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DATA.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = SyntheticSpec { out: dir.path().to_path_buf(), train: 24, val: 8, height: 32, width: 64, seed: 6 };
-        generate(&spec, &|_| {}).unwrap();
-        dir
-    })
-    .path()
-}
-
-fn config(method: &str, steps: usize, extra: &str) -> Config {
-    let text = format!(
-        r#"version = 1
-seed = 9
-[data]
-root = "{}"
-height = 32
-width = 64
-load_threads = 1
-[model]
-width = 6
-blocks = [1, 1]
-[method]
-kind = "{method}"
-switch_every = 4
-[train]
-steps = {steps}
-batch_size = 4
-eval_every = 4
-checkpoint_every = 4
-threads = 1
-[distributed]
-heartbeat_interval_ms = 100
-heartbeat_timeout_ms = 2000
-{extra}
-"#,
-        dataset().display()
-    );
-    Config::from_toml_str(&text, Path::new("service-test.toml"), &[]).unwrap()
-}
-
-async fn start(config: Config, run_dir: &Path) -> Coordinator {
-    start_with(config, run_dir, None).await
-}
-
-async fn start_with(config: Config, run_dir: &Path, tls: Option<TlsFiles>) -> Coordinator {
-    Coordinator::start(CoordinatorOptions {
-        config,
-        run_dir: run_dir.to_path_buf(),
-        resume: false,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-        token: TOKEN.into(),
-        tls,
-        linger: Duration::from_secs(2),
-    })
-    .await
-    .unwrap()
-}
-
-fn url(c: &Coordinator) -> String {
-    format!("http://{}", c.addr)
-}
+mod common;
+use common::*;
 
 fn rpc(c: &Coordinator) -> Client {
     client(&url(c), None, TOKEN).unwrap()
@@ -165,10 +98,6 @@ fn update_of(model: &Model, value: f64, samples: usize) -> Update {
     let grads: BTreeMap<String, Tensor> =
         model.parameters().iter().map(|(n, p)| (n.clone(), p.detach().zeros_like() + value)).collect();
     Update { grads, buffers: BTreeMap::new(), samples, losses: LossValues { total: 1.0, ..Default::default() } }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 #[test]
@@ -327,49 +256,23 @@ fn a_snapshot_and_an_update_above_64_mb_travel_through_the_services_in_chunks() 
     });
 }
 
-fn worker_options(c: &Coordinator, task: WorkerTask) -> WorkerOptions {
-    WorkerOptions {
-        coordinator: url(c),
-        task,
-        device: None,
-        data_root: None,
-        threads: Some(1),
-        token: TOKEN.into(),
-        tls_ca: None,
-        host: "test".into(),
-        give_up_after: Duration::from_secs(30),
-    }
-}
-
 #[test]
 fn one_seg_and_one_depth_worker_over_grpc_reproduce_single_process_masked_training() {
     const STEPS: usize = 10;
     let cfg = config("masked", STEPS, "");
     let single = tempfile::tempdir().unwrap();
     train(&cfg, single.path(), false, &mut Silent).unwrap();
-    let expected = Checkpoint::load(&single.path().join(format!("checkpoints/step-{STEPS:08}.safetensors"))).unwrap();
+    let expected = checkpoint(single.path(), STEPS);
 
     let run = tempfile::tempdir().unwrap();
     runtime().block_on(async {
         let coord = start(cfg.clone(), run.path()).await;
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let seg = tokio::spawn(dmtl_worker::run(worker_options(&coord, WorkerTask::Seg), stop.clone()));
-        let depth = tokio::spawn(dmtl_worker::run(worker_options(&coord, WorkerTask::Depth), stop));
-        let end = coord.wait().await.unwrap();
-        assert!(matches!(end, EngineEnd::Finished(_)), "{end:?}");
-        for w in [seg, depth] {
-            let summary = w.await.unwrap().unwrap();
+        for summary in seg_and_depth_to_the_end(coord).await {
             assert_eq!(summary.rounds, STEPS as u64, "every round merged this worker's update once");
         }
     });
-    let got = Checkpoint::load(&run.path().join(format!("checkpoints/step-{STEPS:08}.safetensors"))).unwrap();
-    let mut worst = (0.0f64, String::new());
-    for (name, t) in &expected.model {
-        let diff = (t - &got.model[name]).abs().max().double_value(&[]);
-        if diff > worst.0 {
-            worst = (diff, name.clone());
-        }
-    }
+    let got = checkpoint(run.path(), STEPS);
+    let worst = worst_diff(&expected.model, &got.model);
     assert!(worst.0 <= 1e-4, "`{}` differs by {}", worst.1, worst.0);
     assert_eq!(got.state.draws, expected.state.draws, "the draw counters continue the same way");
     for file in ["config.toml", "split.json", "metrics.jsonl", "final.json"] {

@@ -179,6 +179,8 @@ struct Shared {
     state: AtomicU8,
     images_per_s: AtomicU64,
     rejoin: AtomicBool,
+    /// The coordinator's current round, from the last heartbeat's answer.
+    coordinator_round: AtomicU64,
 }
 
 fn state_code(s: v1::WorkerState) -> u8 {
@@ -284,6 +286,7 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
         state: AtomicU8::new(state_code(v1::WorkerState::Starting)),
         images_per_s: AtomicU64::new(0f64.to_bits()),
         rejoin: AtomicBool::new(false),
+        coordinator_round: AtomicU64::new(0),
     });
     let mut summary = WorkerSummary::default();
     let mut trainer: Option<(String, TrainerHandle)> = None;
@@ -322,13 +325,16 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
         summary.registrations += 1;
         let assignment = reply.assignment.unwrap_or_default();
         let plane = assignment.data_plane.unwrap_or_default();
-        if plane.kind == v1::DataPlaneKind::Nccl as i32 {
+        let backend = if plane.kind == v1::DataPlaneKind::Nccl as i32 {
             let device = local_config(&opts, &assignment.config_toml)?.train.device;
-            tokio::task::spawn_blocking(move || dmtl_collective::check_nccl_plane(Some(&device)))
+            let backend = tokio::task::spawn_blocking(move || dmtl_collective::Backend::select(Some(&device)))
                 .await
                 .map_err(|e| WorkerError::Setup(e.to_string()))?
                 .map_err(|e| WorkerError::Setup(e.to_string()))?;
-        }
+            Some(backend)
+        } else {
+            None
+        };
         let session = Session {
             worker: reply.worker_id.clone(),
             config_toml: assignment.config_toml.clone(),
@@ -412,6 +418,35 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
             }
             // The first batch is built on the training thread while the weights travel.
             handle.submit(Job::Prepare { work: work.clone() });
+            if let Some(backend) = backend {
+                // The nccl plane: the step is merged among the workers (worker/src/nccl.rs).
+                shared.state.store(state_code(v1::WorkerState::Training), Ordering::SeqCst);
+                let mut nccl = crate::nccl::NcclRound {
+                    client: &mut client,
+                    worker: &session.worker,
+                    chunk_bytes: session.chunk_bytes,
+                    handle,
+                    backend,
+                    coordinator_round: &shared.coordinator_round,
+                };
+                let done = nccl.run(&info, work).await;
+                lap(&mut summary.time.train_s);
+                match done {
+                    Ok(Some(images)) => {
+                        summary.rounds += 1;
+                        summary.images += images;
+                    }
+                    Ok(None) => {}
+                    Err(crate::nccl::RoundError::Training(e)) => return Err(WorkerError::Training(e)),
+                    Err(crate::nccl::RoundError::Rpc(s)) if s.code() == Code::NotFound => continue 'session,
+                    Err(crate::nccl::RoundError::Rpc(s)) if transient(&s) => backoff.wait(&opts, &s).await?,
+                    Err(crate::nccl::RoundError::Rpc(s)) => {
+                        return Err(WorkerError::Refused { url: opts.coordinator.clone(), status: s.to_string() })
+                    }
+                }
+                last_round = info.round;
+                continue;
+            }
             let mut pulls = vec![(v1::SnapshotKind::Weights, info.weights_version)];
             if info.teacher_version > 0 {
                 pulls.push((v1::SnapshotKind::Teacher, info.teacher_version));
@@ -526,9 +561,11 @@ async fn heartbeats(mut client: Client, shared: Arc<Shared>, every: Duration) {
             state: i32::from(shared.state.load(Ordering::SeqCst)),
         };
         if let Ok(r) = client.heartbeat(request).await {
-            if r.into_inner().rejoin_required {
+            let r = r.into_inner();
+            if r.rejoin_required {
                 shared.rejoin.store(true, Ordering::SeqCst);
             }
+            shared.coordinator_round.store(r.current_round, Ordering::SeqCst);
         }
     }
 }

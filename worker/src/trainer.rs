@@ -20,6 +20,9 @@ use dmtl_core::train::wire::{encode_update, load_weights};
 use dmtl_core::train::{apply, compute_update, weight_delta, DistillParams, LossValues};
 use tokio::sync::oneshot;
 
+mod nccl;
+pub use nccl::{NcclOutcome, NcclStep};
+
 /// How a round's result is pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushKind {
@@ -76,6 +79,16 @@ pub enum Job {
     Prepare {
         work: RoundWork,
     },
+    /// nccl plane: load the coordinator's training state (weights, optimizer state, teacher).
+    State {
+        bytes: bytes::Bytes,
+        reply: Reply<()>,
+    },
+    /// nccl plane: one round's step, merged by all-reduce with the group.
+    Nccl {
+        step: Box<NcclStep>,
+        reply: Reply<NcclOutcome>,
+    },
 }
 
 /// The handle to a training thread; dropping it ends the thread.
@@ -122,6 +135,19 @@ impl TrainerHandle {
                             let _ = reply.send(state.train(&work));
                         }
                         Job::Prepare { work } => state.prepare(&work),
+                        Job::State { bytes, reply } => {
+                            let s = &mut state;
+                            let r = dmtl_collective::state::load_state(
+                                &bytes,
+                                &s.model,
+                                &mut s.optimizer,
+                                s.teacher.as_mut(),
+                            );
+                            let _ = reply.send(r);
+                        }
+                        Job::Nccl { step, reply } => {
+                            let _ = reply.send(state.nccl_step(&step));
+                        }
                     }
                 }
             })
@@ -155,6 +181,8 @@ struct State {
     optimizer: Optimizer,
     /// The first batch of a round, built ahead: (round, batch).
     prepared: Option<(u64, dmtl_core::train::Batch)>,
+    /// The nccl plane's communicator and merge layout.
+    nccl: nccl::NcclState,
 }
 
 impl State {
@@ -188,6 +216,7 @@ impl State {
             model,
             teacher,
             prepared: None,
+            nccl: Default::default(),
         })
     }
 
@@ -214,7 +243,7 @@ impl State {
     }
 
     fn prepare(&mut self, work: &RoundWork) {
-        if self.shard.is_empty() {
+        if self.shard.is_empty() || work.part.count == 0 {
             return;
         }
         let mut sampler = self.sampler(work);

@@ -59,6 +59,16 @@ impl Task {
         }
     }
 
+    /// The pool of the task's images (a `Both` worker's: every image), named
+    /// in a round where the plan gives the task nothing to draw.
+    pub fn idle_pool(self) -> Pool {
+        match self {
+            Task::Seg => Pool::Seg,
+            Task::Depth => Pool::Depth,
+            Task::Both => Pool::All,
+        }
+    }
+
     /// The tasks active in a step: the input of
     /// [`Scheduler::begin_round`](super::Scheduler::begin_round), so that
     /// the scheduler itself knows no method.

@@ -8,8 +8,8 @@ use dmtl_proto::v1;
 use tonic::{Code, Status};
 
 use crate::hub::{
-    EventKind, HubError, RunEvent, RunState, RunView, SnapshotKind, StatusView, UpdateKind, WorkerActivity, WorkerInfo,
-    WorkerRound,
+    EventKind, HubError, NcclRound, RunEvent, RunState, RunView, SnapshotKind, StatusView, UpdateKind, WorkerActivity,
+    WorkerInfo, WorkerRound,
 };
 use crate::scheduler::Task;
 
@@ -101,7 +101,12 @@ pub fn update_kind_from(value: i32) -> Result<UpdateKind, Status> {
     match v1::UpdateKind::try_from(value) {
         Ok(v1::UpdateKind::Gradients) => Ok(UpdateKind::Gradients),
         Ok(v1::UpdateKind::WeightDelta) => Ok(UpdateKind::WeightDelta),
-        _ => Err(Status::invalid_argument(format!("`header.kind`: must be GRADIENTS or WEIGHT_DELTA (got {value})"))),
+        Ok(v1::UpdateKind::Receipt) => Ok(UpdateKind::Receipt),
+        Ok(v1::UpdateKind::State) => Ok(UpdateKind::State),
+        Ok(v1::UpdateKind::Failed) => Ok(UpdateKind::Failed),
+        _ => Err(Status::invalid_argument(format!(
+            "`header.kind`: must be GRADIENTS, WEIGHT_DELTA, RECEIPT, STATE or FAILED (got {value})"
+        ))),
     }
 }
 
@@ -109,6 +114,9 @@ pub fn update_kind_to(kind: UpdateKind) -> v1::UpdateKind {
     match kind {
         UpdateKind::Gradients => v1::UpdateKind::Gradients,
         UpdateKind::WeightDelta => v1::UpdateKind::WeightDelta,
+        UpdateKind::Receipt => v1::UpdateKind::Receipt,
+        UpdateKind::State => v1::UpdateKind::State,
+        UpdateKind::Failed => v1::UpdateKind::Failed,
     }
 }
 
@@ -174,6 +182,18 @@ pub fn round_plan_to(r: &WorkerRound) -> v1::RoundPlan {
             first_draw: r.first_draw,
         }],
         update_kind: update_kind_to(r.update_kind) as i32,
+    }
+}
+
+pub fn nccl_group_to(n: &NcclRound) -> v1::NcclGroup {
+    let m = &n.membership;
+    v1::NcclGroup {
+        unique_id: m.unique_id.0.to_vec(),
+        rank: m.rank,
+        world_size: m.world_size,
+        generation: m.generation,
+        source_rank: n.source_rank,
+        load_state: n.load_state,
     }
 }
 

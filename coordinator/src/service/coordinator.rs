@@ -88,7 +88,7 @@ impl Coordinator for CoordinatorService {
                 finished: false,
                 retry_after_ms: 0,
                 shards: shards.map(|(version, indices)| shard_set_to(version, round.pool, &indices)),
-                nccl: None,
+                nccl: round.nccl.as_deref().map(nccl_group_to),
             },
             RoundOffer::Retry { last_round, after } => v1::RoundInfo {
                 round: last_round,
@@ -140,6 +140,7 @@ impl Coordinator for CoordinatorService {
             weights_version: header.weights_version,
             samples: header.samples,
             kind,
+            losses: header.losses.as_ref().map(losses_from).unwrap_or_default(),
         };
         let verdict = self.hub.push(push, payload).await.map_err(status)?;
         Ok(Response::new(match verdict {

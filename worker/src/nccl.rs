@@ -1,0 +1,128 @@
+//! A worker's round on the `nccl` data plane, on the async side: load the
+//! coordinator's training state when the group has no holder of it, hand the
+//! step to the training thread (which all-reduces with the group), abort a
+//! collective that waits on a dead member once the coordinator has moved on,
+//! and push a receipt (no tensors), the training state (rank 0, before an
+//! evaluation or checkpoint) or the news that the collective failed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dmtl_collective::group::{Membership, UniqueId};
+use dmtl_collective::{AbortHandle, Backend};
+use dmtl_proto::v1::{self, UpdateChunk};
+use dmtl_proto::{chunk_messages, receive};
+use tonic::Status;
+
+use crate::client::Client;
+use crate::trainer::{Job, NcclOutcome, NcclStep, RoundWork, TrainerHandle};
+
+/// Why an nccl round could not be finished.
+pub(crate) enum RoundError {
+    /// An RPC failed (handled as the grpc plane's).
+    Rpc(Status),
+    /// The training thread failed (not a collective: those are reported as `FAILED`).
+    Training(String),
+}
+
+/// What a worker needs for its nccl rounds.
+pub(crate) struct NcclRound<'a> {
+    pub client: &'a mut Client,
+    pub worker: &'a str,
+    pub chunk_bytes: usize,
+    pub handle: &'a TrainerHandle,
+    pub backend: Backend,
+    /// The coordinator's current round, from the heartbeats' answers.
+    pub coordinator_round: &'a AtomicU64,
+}
+
+fn membership(group: &v1::NcclGroup) -> Result<Membership, RoundError> {
+    let id: [u8; 128] = group.unique_id.as_slice().try_into().map_err(|_| {
+        RoundError::Training(format!("nccl group: a unique id of {} bytes (expected 128)", group.unique_id.len()))
+    })?;
+    Ok(Membership {
+        generation: group.generation,
+        unique_id: UniqueId(id),
+        rank: group.rank,
+        world_size: group.world_size,
+    })
+}
+
+impl NcclRound<'_> {
+    /// Runs round `info` (with its plan `work`); returns the images of an
+    /// accepted receipt, or `None` when the coordinator did not count it.
+    pub(crate) async fn run(&mut self, info: &v1::RoundInfo, work: RoundWork) -> Result<Option<u64>, RoundError> {
+        let group = info.nccl.as_ref().ok_or_else(|| RoundError::Training("an nccl round without a group".into()))?;
+        let membership = membership(group)?;
+        if group.load_state {
+            let request = v1::PullSnapshotRequest {
+                worker_id: self.worker.to_string(),
+                kind: v1::SnapshotKind::Weights as i32,
+                version: info.weights_version,
+            };
+            let mut stream = self.client.pull_snapshot(request).await.map_err(RoundError::Rpc)?.into_inner();
+            let (_, bytes) = receive(&mut stream, 1 << 40).await.map_err(|e| RoundError::Rpc(Status::from(e)))?;
+            self.handle.call(|reply| Job::State { bytes, reply }).await.map_err(RoundError::Training)?;
+        }
+        let push_state =
+            v1::UpdateKind::try_from(info.plan.as_ref().map_or(0, |p| p.update_kind)) == Ok(v1::UpdateKind::State);
+        let abort: Arc<Mutex<Option<AbortHandle>>> = Arc::default();
+        let step = NcclStep {
+            work,
+            backend: self.backend,
+            membership,
+            source_rank: group.source_rank,
+            push_state,
+            abort: abort.clone(),
+        };
+        let call = self.handle.call(|reply| Job::Nccl { step: Box::new(step), reply });
+        tokio::pin!(call);
+        // Watchdog: once the coordinator opened a later round, this round is
+        // over without us; a collective still waiting on a dead member is aborted.
+        let mut aborted = false;
+        let outcome = loop {
+            tokio::select! {
+                r = &mut call => break r.map_err(RoundError::Training)?,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                    if !aborted && self.coordinator_round.load(Ordering::SeqCst) > info.round {
+                        if let Some(abort) = abort.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                            tracing::warn!(round = info.round, "the coordinator moved on: aborting the collective");
+                            abort();
+                            aborted = true;
+                        }
+                    }
+                }
+            }
+        };
+        let (kind, samples, losses, payload) = match outcome {
+            NcclOutcome::Done { samples, losses, state, .. } => match state {
+                Some(bytes) => (v1::UpdateKind::State, samples, losses, bytes),
+                None => (v1::UpdateKind::Receipt, samples, losses, Vec::new()),
+            },
+            NcclOutcome::Failed(_) => (v1::UpdateKind::Failed, 0, Default::default(), Vec::new()),
+        };
+        let header = v1::UpdateHeader {
+            worker_id: self.worker.to_string(),
+            round: info.round,
+            weights_version: info.weights_version,
+            samples,
+            kind: kind as i32,
+            losses: Some(v1::TrainLosses {
+                total: losses.total,
+                seg: losses.seg,
+                depth: losses.depth,
+                distill_seg: losses.distill_seg,
+                distill_depth: losses.distill_depth,
+            }),
+            encoding: v1::PayloadEncoding::Safetensors as i32,
+        };
+        let messages = chunk_messages::<UpdateChunk>(header, Bytes::from(payload), self.chunk_bytes);
+        let r = self.client.push_update(tokio_stream::iter(messages)).await.map_err(RoundError::Rpc)?.into_inner();
+        if !r.accepted {
+            tracing::info!(round = info.round, reason = %r.reason, "receipt not counted");
+        }
+        Ok((r.accepted && kind != v1::UpdateKind::Failed).then_some(samples))
+    }
+}

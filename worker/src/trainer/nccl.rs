@@ -1,0 +1,157 @@
+//! A round of the `nccl` data plane on the training thread: join (or keep)
+//! the round's communicator, copy the source's state when the generation is
+//! new, refresh the teacher from the plan, compute this worker's part,
+//! all-reduce-merge it with every member's, and apply the merged step with
+//! the worker's own optimizer — the coordinator's `Merger` bookkeeping, run
+//! identically by every member (`coordinator/tests/merger_equivalence.rs`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use dmtl_collective::group::Membership;
+use dmtl_collective::state::encode_state;
+use dmtl_collective::sync::{broadcast_state, broadcast_teacher};
+use dmtl_collective::{all_reduce_merge, AbortHandle, Backend, CollectiveError, Communicator, Joined, MergeLayout};
+use dmtl_core::config::TeacherKind;
+use dmtl_core::method::Schedule;
+use dmtl_core::optim::learning_rate;
+use dmtl_core::train::{apply, compute_update, DistillParams, LossValues, Update};
+
+use super::{RoundWork, State};
+
+/// What the client asks of the training thread for one nccl round.
+pub struct NcclStep {
+    pub work: RoundWork,
+    pub backend: Backend,
+    pub membership: Membership,
+    /// Copy the weights, optimizer state and teacher of this rank first.
+    pub source_rank: Option<u32>,
+    /// Return the training state after the step (rank 0, before an evaluation or checkpoint).
+    pub push_state: bool,
+    /// Where the communicator's abort handle is put, for the client's watchdog.
+    pub abort: Arc<Mutex<Option<AbortHandle>>>,
+}
+
+/// How an nccl round ended on the training thread.
+#[derive(Debug)]
+pub enum NcclOutcome {
+    /// The step was merged and applied: this worker's own samples and losses
+    /// (the receipt), and the training state when asked.
+    Done { samples: u64, losses: LossValues, state: Option<Vec<u8>>, images_per_s: f64 },
+    /// A collective failed (a member died, or the group was aborted): the
+    /// model is unchanged and the communicator dropped.
+    Failed(String),
+}
+
+/// The nccl plane's part of the training thread's state.
+#[derive(Default)]
+pub(super) struct NcclState {
+    comm: Communicator<Joined>,
+    layout: Option<MergeLayout>,
+}
+
+enum Failure {
+    Collective(CollectiveError),
+    Other(String),
+}
+
+impl From<CollectiveError> for Failure {
+    fn from(e: CollectiveError) -> Self {
+        Failure::Collective(e)
+    }
+}
+
+impl State {
+    pub(super) fn nccl_step(&mut self, job: &NcclStep) -> Result<NcclOutcome, String> {
+        match self.nccl_round(job) {
+            Ok(outcome) => Ok(outcome),
+            Err(Failure::Collective(e)) => {
+                self.nccl.comm.abort();
+                *job.abort.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                tracing::warn!(round = job.work.round, error = %e, "nccl collective failed; communicator dropped");
+                Ok(NcclOutcome::Failed(e.to_string()))
+            }
+            Err(Failure::Other(e)) => Err(e),
+        }
+    }
+
+    fn nccl_round(&mut self, job: &NcclStep) -> Result<NcclOutcome, Failure> {
+        let work = &job.work;
+        let started = Instant::now();
+        let device = self.device;
+        let step = work.first_step as usize;
+        // The batch first (it needs only the shard), then the collectives.
+        let batch = if work.part.count == 0 {
+            None
+        } else {
+            if self.shard.is_empty() {
+                return Err(Failure::Other("no shard assigned".into()));
+            }
+            let prepared = self.prepared.take().filter(|(round, _)| *round == work.round).map(|(_, b)| b);
+            Some(match prepared {
+                Some(b) => b,
+                None => self.draw(&mut self.sampler(work), work, 0),
+            })
+        };
+        let layout = match &self.nccl.layout {
+            Some(l) => l.clone(),
+            None => self.nccl.layout.insert(MergeLayout::of(&self.model)).clone(),
+        };
+        let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
+        *job.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(joined.abort.clone());
+        let c = &*joined.collective;
+        if let Some(source) = job.source_rank {
+            broadcast_state(c, source as usize, &self.model, &mut self.optimizer, device)?;
+            if let Some(t) = self.teacher.as_mut() {
+                broadcast_teacher(c, source as usize, t, device)?;
+            }
+        }
+        let schedule = Schedule::new(&self.config.method, &self.config.distill, self.config.train.batch_size);
+        if let (Some(t), true) = (self.teacher.as_mut(), schedule.plan(step).refresh_teacher) {
+            t.refresh(&self.model, step);
+        }
+        let update = match &batch {
+            Some(batch) => {
+                let distill =
+                    DistillParams { weight: self.config.distill.weight, temperature: self.config.distill.temperature };
+                let teacher = self.teacher.as_ref().map(|t| &t.model);
+                let u = compute_update(&self.model, batch, &work.part.losses, distill, teacher)
+                    .map_err(|e| Failure::Other(e.to_string()))?;
+                if !u.losses.total.is_finite() {
+                    return Err(Failure::Other(format!(
+                        "training diverged in round {}: the loss is {}",
+                        work.round, u.losses.total
+                    )));
+                }
+                u
+            }
+            None => Update {
+                grads: Default::default(),
+                buffers: Default::default(),
+                samples: 0,
+                losses: LossValues::default(),
+            },
+        };
+        let merged = all_reduce_merge(c, &layout, &update, device)?;
+        apply(&self.model, &mut self.optimizer, &merged, learning_rate(&self.config.train, step));
+        if let Some(t) = self.teacher.as_mut() {
+            if t.kind == TeacherKind::Ema {
+                t.ema_update(&self.model, step + 1);
+            }
+        }
+        let state = if job.push_state {
+            let bytes = encode_state(&self.model, &self.optimizer, self.teacher.as_ref())
+                .map_err(|e| Failure::Other(format!("encoding the training state: {e}")))?;
+            Some(bytes)
+        } else {
+            None
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        Ok(NcclOutcome::Done {
+            samples: update.samples as u64,
+            images_per_s: if elapsed > 0.0 { update.samples as f64 / elapsed } else { 0.0 },
+            losses: update.losses,
+            state,
+        })
+    }
+}
