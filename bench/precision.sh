@@ -3,7 +3,7 @@
 # both, side by side (core/examples/precision_bench.rs), with the OpenMP and
 # malloc settings that `dmtl train` gives itself (cli/src/runtime.rs).
 #
-#   bench/precision.sh [STEPS] [REPS] [THREADS] [HxW,...] [DEVICE]
+#   bench/precision.sh [STEPS] [REPS] [THREADS] [HxW,...] [DEVICE] [BATCH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-ACTIVE}

@@ -7,16 +7,19 @@
 #      has no `train.precision` key)
 #   3. the grpc data plane on 1 GPU: coordinator + seg worker + depth worker
 #      on cuda:0 (`dmtl local`)
-#   with 2+ GPUs:
-#   4. the grpc data plane over the GPUs: one coordinator, workers on cuda:0 …
-#      cuda:N-1 (seg and depth alternating)
-#   5. all-reduce bus bandwidth over every GPU (`dmtl allreduce-bench`, NCCL)
+#   4. with 2+ GPUs: the grpc data plane over the GPUs: one coordinator,
+#      workers on cuda:0 … cuda:N-1 (seg and depth alternating)
+#   5. all-reduce bus bandwidth over every GPU (`dmtl allreduce-bench`, NCCL;
+#      on one GPU a group of one member: NCCL loads, the communicator forms
+#      and the sum is checked, but there is no bandwidth to measure)
 #   6. the nccl plane's training step on real model tensors, one replica per
 #      GPU in one process (`dmtl allreduce-bench --step-check`): the replicas
 #      must stay identical and match the same steps merged on one GPU
 #   7. the nccl data plane (`distributed.data_plane = "nccl"`), one worker
-#      per GPU as in 4; reported as unavailable when this dmtl refuses it (no
-#      `nccl` feature, or an older binary whose rounds were not wired yet)
+#      per GPU as in 4 (on one GPU: `full` with one both-task worker, a group
+#      of one, since NCCL refuses two ranks on one device); reported as
+#      unavailable when this dmtl refuses it (no `nccl` feature, or an older
+#      binary whose rounds were not wired yet)
 #
 # Usage: deploy/gpu-check.sh [--dmtl PATH] [--work DIR] [--steps N] [--keep]
 #   --dmtl   the binary (default: $DMTL, else `dmtl` on PATH, else
@@ -152,66 +155,75 @@ fi
 # 3: the grpc plane on one GPU.
 job grpc-1gpu "$work/grpc-1gpu" "$dmtl" local --config "$config" --run-dir "$work/grpc-1gpu"
 
-if [ "$gpus" -ge 2 ]; then
-    # 4: the grpc plane, one worker per GPU.
-    port=$((20000 + RANDOM % 20000))
-    token="$work/token"
-    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token"
-    # shellcheck disable=SC2329 # called through `job`
-    # grpc_n RUN_DIR [COORDINATOR ARGS...]
-    grpc_n() {
-        local run=$1 pids=() i task status=0
-        shift
-        "$dmtl" coordinator --config "$config" --run-dir "$run" --listen "127.0.0.1:$port" \
-            --token-file "$token" "$@" &
-        local coordinator=$!
-        for ((i = 0; i < gpus; i++)); do
-            if ((i % 2 == 0)); then task=seg; else task=depth; fi
-            "$dmtl" worker --coordinator "http://127.0.0.1:$port" --task "$task" --device "cuda:$i" \
-                --token-file "$token" --data-root "$data" > "$run-worker-$i.log" 2>&1 &
-            pids+=($!)
-        done
-        wait "$coordinator" || status=$?
-        for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
-        return "$status"
-    }
-    job "grpc-${gpus}gpu" "$work/grpc-${gpus}gpu" grpc_n "$work/grpc-${gpus}gpu"
-
-    # 5: NCCL all-reduce bandwidth (a buffer of the size of a ResNet-50, and a large one).
-    echo
-    echo "== allreduce-bench"
-    for mib in 100 1024; do
-        if out=$("$dmtl" allreduce-bench --gpus "$gpus" --mib "$mib" --iters 20 2>&1); then
-            results+=("$(printf '%-28s %s' "allreduce-${mib}MiB" "$(tail -n 1 <<< "$out")")")
-        else
-            echo "$out" >&2
-            results+=("$(printf '%-28s FAILED: %s' "allreduce-${mib}MiB" "$(tail -n 1 <<< "$out")")")
-            failures=$((failures + 1))
-        fi
+port=$((20000 + RANDOM % 20000))
+token="$work/token"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token"
+# shellcheck disable=SC2329 # called through `job`
+# grpc_n RUN_DIR [COORDINATOR ARGS...]: a coordinator and one worker per GPU.
+grpc_n() {
+    local run=$1 pids=() i task status=0
+    shift
+    "$dmtl" coordinator --config "$config" --run-dir "$run" --listen "127.0.0.1:$port" \
+        --token-file "$token" "$@" &
+    local coordinator=$!
+    for ((i = 0; i < gpus; i++)); do
+        if ((i % 2 == 0)); then task=seg; else task=depth; fi
+        "$dmtl" worker --coordinator "http://127.0.0.1:$port" --task "$task" --device "cuda:$i" \
+            --token-file "$token" --data-root "$data" > "$run-worker-$i.log" 2>&1 &
+        pids+=($!)
     done
+    wait "$coordinator" || status=$?
+    for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+    return "$status"
+}
+# 4: the grpc plane, one worker per GPU.
+if [ "$gpus" -ge 2 ]; then
+    job "grpc-${gpus}gpu" "$work/grpc-${gpus}gpu" grpc_n "$work/grpc-${gpus}gpu"
+fi
 
-    # 6: the nccl plane's step, one model replica per GPU.
-    if out=$("$dmtl" allreduce-bench --gpus "$gpus" --mib 1 --iters 1 --step-check 10 2>&1); then
-        results+=("$(printf '%-28s %s' nccl-step-check "$(grep -m1 'step check' <<< "$out" | sed 's/^[^:]*: //')")")
+# 5: NCCL all-reduce bandwidth (a buffer of the size of a ResNet-50, and a large one).
+echo
+echo "== allreduce-bench"
+for mib in 100 1024; do
+    if out=$("$dmtl" allreduce-bench --gpus "$gpus" --mib "$mib" --iters 20 2>&1); then
+        results+=("$(printf '%-28s %s' "allreduce-${mib}MiB" "$(tail -n 1 <<< "$out")")")
     else
         echo "$out" >&2
-        results+=("$(printf '%-28s FAILED: %s' nccl-step-check "$(tail -n 1 <<< "$out")")")
+        results+=("$(printf '%-28s FAILED: %s' "allreduce-${mib}MiB" "$(tail -n 1 <<< "$out")")")
         failures=$((failures + 1))
     fi
+done
 
-    # 7: the nccl data plane, one worker per GPU (NCCL needs a device per rank).
-    nccl_run="$work/nccl-${gpus}gpu"
-    if grpc_n "$nccl_run" --set 'distributed.data_plane="nccl"' > "$work/nccl.log" 2>&1; then
-        results+=("$(printf '%-28s %s' "nccl-${gpus}gpu" "$(throughput "$nccl_run")")")
-    elif grep -Eq 'nccl. cargo feature|not wired yet' "$work/nccl.log"; then
-        results+=("$(printf '%-28s unavailable: %s' "nccl-${gpus}gpu" "$(grep -m1 -o 'error: .*' "$work/nccl.log")")")
-    else
-        tail -n 15 "$work/nccl.log" >&2
-        results+=("$(printf '%-28s FAILED (%s)' "nccl-${gpus}gpu" "$work/nccl.log")")
-        failures=$((failures + 1))
-    fi
+# 6: the nccl plane's step, one model replica per GPU.
+if out=$("$dmtl" allreduce-bench --gpus "$gpus" --mib 1 --iters 1 --step-check 10 2>&1); then
+    results+=("$(printf '%-28s %s' nccl-step-check "$(grep -m1 'step check' <<< "$out" | sed 's/^[^:]*: //')")")
 else
-    results+=("one GPU: the multi-GPU grpc job, the all-reduce bandwidth and the nccl plane need 2+")
+    echo "$out" >&2
+    results+=("$(printf '%-28s FAILED: %s' nccl-step-check "$(tail -n 1 <<< "$out")")")
+    failures=$((failures + 1))
+fi
+
+# 7: the nccl data plane, one worker per GPU (NCCL refuses two ranks on one device).
+nccl_run="$work/nccl-${gpus}gpu"
+nccl_plane() {
+    if [ "$gpus" -ge 2 ]; then
+        grpc_n "$nccl_run" --set 'distributed.data_plane="nccl"'
+    else
+        "$dmtl" local --config "$config" --run-dir "$nccl_run" --both-workers 1 \
+            --set 'method.kind="full"' --set 'distributed.data_plane="nccl"'
+    fi
+}
+if nccl_plane > "$work/nccl.log" 2>&1; then
+    results+=("$(printf '%-28s %s' "nccl-${gpus}gpu" "$(throughput "$nccl_run")")")
+elif grep -Eq 'nccl. cargo feature|not wired yet' "$work/nccl.log"; then
+    results+=("$(printf '%-28s unavailable: %s' "nccl-${gpus}gpu" "$(grep -m1 -o 'error: .*' "$work/nccl.log")")")
+else
+    tail -n 15 "$work/nccl.log" >&2
+    results+=("$(printf '%-28s FAILED (%s)' "nccl-${gpus}gpu" "$work/nccl.log")")
+    failures=$((failures + 1))
+fi
+if [ "$gpus" -lt 2 ]; then
+    results+=("one GPU: NCCL ran as a group of one (no bandwidth, no peer); the multi-GPU jobs need 2+")
 fi
 
 echo

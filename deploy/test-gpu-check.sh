@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs gpu-check.sh against stand-ins for nvidia-smi and dmtl (no GPU needed)
 # and checks its jobs, its summary and its exit status: with two GPUs, a dmtl
-# without `train.precision` and a nccl plane that refuses to start, and with
-# a failing job. Run by deploy/validate.sh.
+# without `train.precision` and a nccl plane that refuses to start; with one
+# GPU and a dmtl that runs the nccl plane; and with a failing job. Run by
+# deploy/validate.sh.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,10 +13,11 @@ mkdir -p "$work/bin"
 
 cat > "$work/bin/nvidia-smi" <<'EOF'
 #!/usr/bin/env bash
-printf 'GPU 0: Stand-in (UUID: GPU-0)\nGPU 1: Stand-in (UUID: GPU-1)\n'
+for ((i = 0; i < ${GPUS:-2}; i++)); do printf 'GPU %d: Stand-in (UUID: GPU-%d)\n' "$i" "$i"; done
 EOF
-# dmtl: writes final.json into --run-dir; refuses train.precision and the nccl
-# plane as an older binary does; FAIL_LOCAL=1 makes `dmtl local` fail.
+# dmtl: writes final.json into --run-dir; refuses train.precision and (unless
+# NCCL_OK=1) the nccl plane as an older binary does; FAIL_LOCAL=1 makes
+# `dmtl local` fail.
 cat > "$work/bin/dmtl" <<'EOF'
 #!/usr/bin/env bash
 all="$*"
@@ -26,7 +28,11 @@ while [ $# -gt 0 ]; do
     case $1 in
         --run-dir | --out) run_dir=$2; shift ;;
         *precision*) echo 'error: config: unknown field `precision`' >&2; exit 1 ;;
-        *data_plane=*nccl*) echo 'error: config key `distributed.data_plane` = "nccl": ... not wired yet' >&2; exit 1 ;;
+        *data_plane=*nccl*)
+            if [ "${NCCL_OK:-0}" != 1 ]; then
+                echo 'error: config key `distributed.data_plane` = "nccl": ... not wired yet' >&2
+                exit 1
+            fi ;;
     esac
     shift
 done
@@ -67,6 +73,21 @@ check "bus bandwidth reported" '^allreduce-100MiB +all-reduce .*busbw' "$work/ou
 check "nccl step check reported" '^nccl-step-check +2 replicas x 10 steps, .*differ by 0\.0e0' "$work/out"
 check "nccl plane reported unavailable" '^nccl-2gpu +unavailable: .*not wired yet' "$work/out"
 check "workers on cuda:0 and cuda:1" 'worker .*--task depth --device cuda:1' "$CALLS"
+
+status=0
+: > "$CALLS"
+GPUS=1 NCCL_OK=1 "$here/gpu-check.sh" --dmtl "$work/bin/dmtl" --work "$work/run1" --steps 10 > "$work/out1" 2>&1 || status=$?
+check_status "one GPU: exit 0" 0 "$status"
+check "one GPU: NCCL as a group of one" '^allreduce-100MiB +all-reduce' "$work/out1"
+check "one GPU: the step check runs" '^nccl-step-check ' "$work/out1"
+check "one GPU: the nccl plane runs with one both-task worker" '^nccl-1gpu +640\.0 images/s' "$work/out1"
+check "one GPU: the nccl plane trains full" 'local .*--both-workers 1 .*method\.kind="full".*data_plane="nccl"' "$CALLS"
+check "one GPU: the summary says what needs 2+" '^one GPU: NCCL ran as a group of one' "$work/out1"
+if grep -q '^grpc-[0-9]*gpu.*' "$work/out1" && ! grep -q '^grpc-1gpu' "$work/out1"; then
+    echo "FAIL: one GPU: a multi-GPU grpc job ran"; fail=1
+else
+    echo "ok: one GPU: no multi-GPU grpc job"
+fi
 
 status=0
 FAIL_LOCAL=1 "$here/gpu-check.sh" --dmtl "$work/bin/dmtl" --work "$work/run2" --steps 10 > "$work/out2" 2>&1 || status=$?

@@ -101,10 +101,10 @@ impl Backend {
                     }));
                 };
                 let c = crate::nccl::NcclCollective::join(ordinal, membership)?;
-                // NCCL: the communicator is aborted when it is dropped, on the
-                // training thread (a collective stuck on a dead peer is not
-                // ended from outside yet; see collective/README.md).
-                Ok(Joined { collective: Box::new(c), abort: Arc::new(|| {}) })
+                // Raising the flag ends a pending collective; the member then
+                // aborts the communicator on its own thread.
+                let flag = c.abort_flag();
+                Ok(Joined { collective: Box::new(c), abort: Arc::new(move || flag.raise()) })
             }
             Backend::InProcess { timeout } => {
                 let _ = device; // summed on the CPU, copied back to the buffer's device

@@ -18,9 +18,11 @@ pub mod nccl;
 pub mod plane;
 pub mod state;
 pub mod sync;
+pub mod wait;
 
 pub use backend::{AbortHandle, Backend, Joined};
 pub use collective::{Collective, CollectiveError};
 pub use group::{Communicator, GroupPlan, Groups, Membership, UniqueId};
 pub use merge::{all_reduce_merge, MergeLayout};
 pub use plane::{check_nccl_plane, PlaneError};
+pub use wait::AbortFlag;

@@ -8,9 +8,13 @@
 //! the buffer are done) and the stream's after (the sum is in place before
 //! libtorch reads it).
 //!
-//! Nothing here was run on a GPU on the development machines (none there);
-//! `deploy/gpu-check.sh` exercises it on a GPU machine.
+//! The wait after a collective polls an event instead of blocking in the
+//! driver ([`crate::wait`]): a collective stuck on a dead peer is ended by
+//! raising the member's [`AbortFlag`] from another thread, after which the
+//! member aborts its communicator (`ncclCommAbort`, which ends the stuck
+//! kernel) on its own thread, and every later call fails.
 
+use std::cell::RefCell;
 use std::ffi::c_char;
 use std::sync::Arc;
 
@@ -22,6 +26,7 @@ use tch::{Device, Kind, Tensor};
 use crate::collective::{Collective, CollectiveError};
 use crate::group::{Membership, UniqueId};
 use crate::plane::PlaneError;
+use crate::wait::{wait_until, AbortFlag, Polling, WaitEnd};
 
 fn nccl_err(what: &str, e: impl std::fmt::Debug) -> CollectiveError {
     CollectiveError::Nccl(format!("{what}: {e:?}"))
@@ -51,16 +56,22 @@ pub fn new_unique_id() -> Result<UniqueId, CollectiveError> {
 
 /// One member of an NCCL communicator on one CUDA device.
 pub struct NcclCollective {
-    comm: Comm,
+    /// `None` once aborted (dropping a `Comm` calls `ncclCommAbort`).
+    comm: RefCell<Option<Comm>>,
+    stream: Arc<CudaStream>,
+    rank: usize,
+    world_size: usize,
     ordinal: usize,
+    abort: AbortFlag,
 }
 
 impl std::fmt::Debug for NcclCollective {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NcclCollective")
-            .field("rank", &self.comm.rank())
-            .field("world_size", &self.comm.world_size())
+            .field("rank", &self.rank)
+            .field("world_size", &self.world_size)
             .field("ordinal", &self.ordinal)
+            .field("aborted", &self.comm.borrow().is_none())
             .finish()
     }
 }
@@ -68,8 +79,8 @@ impl std::fmt::Debug for NcclCollective {
 impl NcclCollective {
     /// Joins `membership`'s group on `cuda:{ordinal}` (`ncclCommInitRank`:
     /// blocks until every member has joined). Dropping the value aborts the
-    /// communicator (`ncclCommAbort`), which also ends a collective stuck on
-    /// a dead peer.
+    /// communicator (`ncclCommAbort`); raising [`Self::abort_flag`] from
+    /// another thread ends a collective stuck on a dead peer.
     pub fn join(ordinal: usize, membership: &Membership) -> Result<Self, CollectiveError> {
         let ctx = first_call("cuInit", move || CudaContext::new(ordinal))?
             .map_err(|e| nccl_err(&format!("CUDA context of cuda:{ordinal}"), e))?;
@@ -77,25 +88,45 @@ impl NcclCollective {
         // ncclCommInitRank takes the communicator's device from the thread's current context.
         ctx.bind_to_thread().map_err(|e| nccl_err(&format!("binding cuda:{ordinal} to the thread"), e))?;
         let id = Id::uninit(membership.unique_id.0.map(|b| b as c_char));
-        let comm = first_call("ncclCommInitRank", move || {
-            Comm::from_rank(stream, membership.rank as usize, membership.world_size as usize, id)
-        })?
-        .map_err(|e| nccl_err("ncclCommInitRank", e))?;
-        Ok(NcclCollective { comm, ordinal })
+        let (rank, world_size) = (membership.rank as usize, membership.world_size as usize);
+        let comm_stream = stream.clone();
+        let comm = first_call("ncclCommInitRank", move || Comm::from_rank(comm_stream, rank, world_size, id))?
+            .map_err(|e| nccl_err("ncclCommInitRank", e))?;
+        Ok(NcclCollective {
+            comm: RefCell::new(Some(comm)),
+            stream,
+            rank,
+            world_size,
+            ordinal,
+            abort: AbortFlag::new(),
+        })
     }
 
     pub fn ordinal(&self) -> usize {
         self.ordinal
     }
+
+    /// Raising it (from any thread) ends this member's pending collective
+    /// and aborts the communicator.
+    pub fn abort_flag(&self) -> AbortFlag {
+        self.abort.clone()
+    }
+
+    /// `ncclCommAbort`, then waits for the stream: the aborted kernel has
+    /// stopped writing into the buffer before the buffer's borrow ends.
+    fn abort_now(&self) {
+        drop(self.comm.borrow_mut().take());
+        let _ = self.stream.synchronize();
+    }
 }
 
 impl Collective for NcclCollective {
     fn rank(&self) -> usize {
-        self.comm.rank()
+        self.rank
     }
 
     fn world_size(&self) -> usize {
-        self.comm.world_size()
+        self.world_size
     }
 
     fn all_reduce_sum(&self, buf: &mut Tensor) -> Result<(), CollectiveError> {
@@ -107,13 +138,34 @@ impl Collective for NcclCollective {
                 buf.device()
             )));
         }
+        let aborted = CollectiveError::Aborted { rank: self.rank };
+        if self.abort.is_raised() {
+            self.abort_now();
+            return Err(aborted);
+        }
+        let guard = self.comm.borrow();
+        let Some(comm) = guard.as_ref() else { return Err(aborted) };
         tch::Cuda::synchronize(self.ordinal as i64);
-        let stream = self.comm.stream();
+        let stream = &self.stream;
         stream.context().bind_to_thread().map_err(|e| nccl_err("binding the communicator's device", e))?;
         let mut view = TensorView { len: buf.numel(), tensor: buf, stream: stream.clone() };
-        self.comm.all_reduce_in_place(&mut view, &ReduceOp::Sum).map_err(|e| nccl_err("ncclAllReduce", e))?;
-        stream.synchronize().map_err(|e| nccl_err("stream synchronize after ncclAllReduce", e))?;
-        Ok(())
+        comm.all_reduce_in_place(&mut view, &ReduceOp::Sum).map_err(|e| nccl_err("ncclAllReduce", e))?;
+        let done = stream.record_event(None).map_err(|e| nccl_err("recording an event after ncclAllReduce", e))?;
+        let waited =
+            wait_until(|| done.try_is_complete().map_err(|e| format!("{e:?}")), &self.abort, Polling::default());
+        drop(view);
+        drop(guard);
+        match waited {
+            Ok(()) => Ok(()),
+            Err(WaitEnd::Aborted) => {
+                self.abort_now();
+                Err(aborted)
+            }
+            Err(WaitEnd::Failed(e)) => {
+                self.abort_now();
+                Err(CollectiveError::Nccl(format!("waiting for ncclAllReduce: {e}")))
+            }
+        }
     }
 }
 

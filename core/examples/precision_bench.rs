@@ -11,8 +11,8 @@
 //! thread spins). Ratios are medians of the per-repetition ratios to fp32.
 //!
 //! `bench/precision.sh` (sets the OpenMP and malloc variables `dmtl train` sets), or
-//! `cargo run --release -p dmtl-core --example precision_bench -- [steps] [reps] [threads] [HxW,...] [device]`
-//! (defaults: 1 step per repetition, 9 repetitions, 2 threads, `64x128,128x256`, `cpu`;
+//! `cargo run --release -p dmtl-core --example precision_bench -- [steps] [reps] [threads] [HxW,...] [device] [batch]`
+//! (defaults: 1 step per repetition, 9 repetitions, 2 threads, `64x128,128x256`, `cpu`, 16 images;
 //! CPU time is measured on the CPU only).
 
 use std::time::Instant;
@@ -23,8 +23,6 @@ use dmtl_core::model::{Compute, Model};
 use dmtl_core::optim::Optimizer;
 use dmtl_core::train::{apply, compute_update, merge, Batch, DistillParams};
 use tch::{Kind, Tensor};
-
-const BATCH: i64 = 16;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -64,6 +62,7 @@ fn main() {
     let device =
         dmtl_core::device::open_device(args.get(5).map_or("cpu", String::as_str), cudnn_benchmark).expect("a device");
     dmtl_core::device::set_threads(threads);
+    let batch_size: i64 = args.get(6).and_then(|s| s.parse().ok()).unwrap_or(16);
 
     let variants = [
         ("fp32", Compute { precision: Precision::Fp32, channels_last: false }),
@@ -83,15 +82,16 @@ fn main() {
         }
     };
 
+    println!("{device:?}, batch {batch_size}, {steps} step(s) per repetition, {reps} repetitions");
     println!(
         "| size | variant | images/s wall | ratio | images/s CPU time | ratio | CPU use |\n|---|---|---|---|---|---|---|"
     );
     for &(h, w) in &sizes {
         tch::manual_seed(0);
         let batch = Batch {
-            images: Tensor::randn([BATCH, 3, h, w], (Kind::Float, device)),
-            seg: Some(Tensor::randint(7, [BATCH, h, w], (Kind::Int64, device))),
-            depth: Some(Tensor::rand([BATCH, 1, h, w], (Kind::Float, device)) * 10.0),
+            images: Tensor::randn([batch_size, 3, h, w], (Kind::Float, device)),
+            seg: Some(Tensor::randint(7, [batch_size, h, w], (Kind::Int64, device))),
+            depth: Some(Tensor::rand([batch_size, 1, h, w], (Kind::Float, device)) * 10.0),
         };
         let mut runs: Vec<(Model, Optimizer)> = variants
             .iter()
@@ -121,7 +121,7 @@ fn main() {
                 times[v].push((t0.elapsed().as_secs_f64(), (cpu_ns() - c0) as f64 * 1e-9));
             }
         }
-        let images = (BATCH as usize * steps) as f64;
+        let images = (batch_size as usize * steps) as f64;
         let rate = |v: usize, r: usize, cpu: bool| {
             let (wall, c) = times[v][r];
             images / if cpu { c.max(1e-9) } else { wall }

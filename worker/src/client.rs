@@ -115,6 +115,10 @@ pub enum WorkerError {
     Unreachable { url: String, seconds: u64, last: String },
     #[error("training failed: {0}")]
     Training(String),
+    /// The nccl step did not return after the coordinator moved on; the
+    /// process should exit and be restarted (it rejoins as a new worker).
+    #[error("stuck: {0}")]
+    Stuck(String),
 }
 
 /// Adds the bearer token to every request.
@@ -438,6 +442,7 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
                     }
                     Ok(None) => {}
                     Err(crate::nccl::RoundError::Training(e)) => return Err(WorkerError::Training(e)),
+                    Err(crate::nccl::RoundError::Stuck(e)) => return Err(WorkerError::Stuck(e)),
                     Err(crate::nccl::RoundError::Rpc(s)) if s.code() == Code::NotFound => continue 'session,
                     Err(crate::nccl::RoundError::Rpc(s)) if transient(&s) => backoff.wait(&opts, &s).await?,
                     Err(crate::nccl::RoundError::Rpc(s)) => {

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dmtl_collective::group::{Membership, UniqueId};
@@ -25,7 +25,17 @@ pub(crate) enum RoundError {
     Rpc(Status),
     /// The training thread failed (not a collective: those are reported as `FAILED`).
     Training(String),
+    /// The training thread did not come back from the step after the
+    /// coordinator moved on (see [`STUCK_GRACE`]).
+    Stuck(String),
 }
+
+/// How long after the coordinator moved on the training thread may stay in
+/// an nccl step before the worker gives it up and exits. An aborted
+/// collective returns at once; a step that is computing returns at its next
+/// collective, which fails; only a thread blocked in NCCL's group
+/// initialisation (which has no timeout) outlasts it.
+pub(crate) const STUCK_GRACE: Duration = Duration::from_secs(60);
 
 /// What a worker needs for its nccl rounds.
 pub(crate) struct NcclRound<'a> {
@@ -80,18 +90,36 @@ impl NcclRound<'_> {
         let call = self.handle.call(|reply| Job::Nccl { step: Box::new(step), reply });
         tokio::pin!(call);
         // Watchdog: once the coordinator opened a later round, this round is
-        // over without us; a collective still waiting on a dead member is aborted.
+        // over without us; a collective still waiting on a dead member is
+        // aborted. A training thread that is still busy STUCK_GRACE later is
+        // stuck where no abort reaches (NCCL's group initialisation waits for
+        // every member, without a timeout): the worker exits, so that its
+        // supervisor restarts it into the next generation.
         let mut aborted = false;
+        let mut moved_on: Option<Instant> = None;
         let outcome = loop {
             tokio::select! {
                 r = &mut call => break r.map_err(RoundError::Training)?,
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    if !aborted && self.coordinator_round.load(Ordering::SeqCst) > info.round {
+                    if self.coordinator_round.load(Ordering::SeqCst) <= info.round {
+                        continue;
+                    }
+                    let since = *moved_on.get_or_insert_with(Instant::now);
+                    if !aborted {
                         if let Some(abort) = abort.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                             tracing::warn!(round = info.round, "the coordinator moved on: aborting the collective");
                             abort();
                             aborted = true;
                         }
+                    }
+                    if since.elapsed() >= STUCK_GRACE {
+                        return Err(RoundError::Stuck(format!(
+                            "round {}: the training thread is still in the nccl step {} s after the coordinator \
+                             moved on ({}); exiting so that this worker can be restarted into the next group",
+                            info.round,
+                            STUCK_GRACE.as_secs(),
+                            if aborted { "its collective was aborted" } else { "it never joined the group" }
+                        )));
                     }
                 }
             }
