@@ -70,6 +70,10 @@ fn one_seg_and_one_depth_worker_on_the_nccl_plane_reproduce_single_process_maske
         let hub = coord.hub.clone();
         for summary in seg_and_depth_to_the_end(coord).await {
             assert_eq!(summary.rounds, STEPS as u64, "every round counted this worker's receipt once");
+            let t = summary.time;
+            assert!(t.collective_s > 0.0, "the all-reduces are timed apart from training: {t}");
+            assert!(t.pull_s > 0.0, "the first generation loads the coordinator's state: {t}");
+            assert!(t.train_s >= 0.0 && t.push_s > 0.0, "{t}");
         }
         let status = hub.status();
         assert_eq!(status.data_plane, "nccl");

@@ -93,6 +93,9 @@ pub struct PhaseTimes {
     pub train_s: f64,
     /// Sending the update until the coordinator's verdict.
     pub push_s: f64,
+    /// nccl plane: joining groups and the collectives (state sync, the
+    /// all-reduce merge), not counted in `train_s`.
+    pub collective_s: f64,
 }
 
 impl std::fmt::Display for PhaseTimes {
@@ -101,7 +104,11 @@ impl std::fmt::Display for PhaseTimes {
             f,
             "waiting {:.1} s, pulling {:.1} s, training {:.1} s, pushing {:.1} s",
             self.wait_s, self.pull_s, self.train_s, self.push_s
-        )
+        )?;
+        if self.collective_s > 0.0 {
+            write!(f, ", all-reducing {:.1} s", self.collective_s)?;
+        }
+        Ok(())
     }
 }
 
@@ -433,8 +440,15 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
                     backend,
                     coordinator_round: &shared.coordinator_round,
                 };
-                let done = nccl.run(&info, work).await;
+                let mut times = crate::nccl::NcclTimes::default();
+                let done = nccl.run(&info, work, &mut times).await;
                 lap(&mut summary.time.train_s);
+                // The round's pulls, collectives and push, out of the training time.
+                let t = &mut summary.time;
+                t.train_s -= times.pull_s + times.collective_s + times.push_s;
+                t.pull_s += times.pull_s;
+                t.collective_s += times.collective_s;
+                t.push_s += times.push_s;
                 match done {
                     Ok(Some(images)) => {
                         summary.rounds += 1;
@@ -572,5 +586,18 @@ async fn heartbeats(mut client: Client, shared: Arc<Shared>, every: Duration) {
             }
             shared.coordinator_round.store(r.current_round, Ordering::SeqCst);
         }
+    }
+}
+
+#[cfg(test)]
+mod phase_time_tests {
+    use super::PhaseTimes;
+
+    #[test]
+    fn phase_times_name_the_all_reduce_time_only_on_the_nccl_plane() {
+        let grpc = PhaseTimes { wait_s: 1.0, pull_s: 2.0, train_s: 3.0, push_s: 4.0, collective_s: 0.0 };
+        assert_eq!(grpc.to_string(), "waiting 1.0 s, pulling 2.0 s, training 3.0 s, pushing 4.0 s");
+        let nccl = PhaseTimes { collective_s: 0.5, ..grpc };
+        assert_eq!(nccl.to_string(), "waiting 1.0 s, pulling 2.0 s, training 3.0 s, pushing 4.0 s, all-reducing 0.5 s");
     }
 }

@@ -37,6 +37,15 @@ pub(crate) enum RoundError {
 /// initialisation (which has no timeout) outlasts it.
 pub(crate) const STUCK_GRACE: Duration = Duration::from_secs(60);
 
+/// Of an nccl round's time: pulling the coordinator's state, the
+/// collectives on the training thread, pushing the receipt or state.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct NcclTimes {
+    pub pull_s: f64,
+    pub collective_s: f64,
+    pub push_s: f64,
+}
+
 /// What a worker needs for its nccl rounds.
 pub(crate) struct NcclRound<'a> {
     pub client: &'a mut Client,
@@ -62,11 +71,18 @@ fn membership(group: &v1::NcclGroup) -> Result<Membership, RoundError> {
 
 impl NcclRound<'_> {
     /// Runs round `info` (with its plan `work`); returns the images of an
-    /// accepted receipt, or `None` when the coordinator did not count it.
-    pub(crate) async fn run(&mut self, info: &v1::RoundInfo, work: RoundWork) -> Result<Option<u64>, RoundError> {
+    /// accepted receipt, or `None` when the coordinator did not count it,
+    /// and where the round's time went.
+    pub(crate) async fn run(
+        &mut self,
+        info: &v1::RoundInfo,
+        work: RoundWork,
+        time: &mut NcclTimes,
+    ) -> Result<Option<u64>, RoundError> {
         let group = info.nccl.as_ref().ok_or_else(|| RoundError::Training("an nccl round without a group".into()))?;
         let membership = membership(group)?;
         if group.load_state {
+            let pulling = Instant::now();
             let request = v1::PullSnapshotRequest {
                 worker_id: self.worker.to_string(),
                 kind: v1::SnapshotKind::Weights as i32,
@@ -75,6 +91,7 @@ impl NcclRound<'_> {
             let mut stream = self.client.pull_snapshot(request).await.map_err(RoundError::Rpc)?.into_inner();
             let (_, bytes) = receive(&mut stream, 1 << 40).await.map_err(|e| RoundError::Rpc(Status::from(e)))?;
             self.handle.call(|reply| Job::State { bytes, reply }).await.map_err(RoundError::Training)?;
+            time.pull_s += pulling.elapsed().as_secs_f64();
         }
         let push_state =
             v1::UpdateKind::try_from(info.plan.as_ref().map_or(0, |p| p.update_kind)) == Ok(v1::UpdateKind::State);
@@ -125,12 +142,16 @@ impl NcclRound<'_> {
             }
         };
         let (kind, samples, losses, payload) = match outcome {
-            NcclOutcome::Done { samples, losses, state, .. } => match state {
-                Some(bytes) => (v1::UpdateKind::State, samples, losses, bytes),
-                None => (v1::UpdateKind::Receipt, samples, losses, Vec::new()),
-            },
+            NcclOutcome::Done { samples, losses, state, collective_s, .. } => {
+                time.collective_s += collective_s;
+                match state {
+                    Some(bytes) => (v1::UpdateKind::State, samples, losses, bytes),
+                    None => (v1::UpdateKind::Receipt, samples, losses, Vec::new()),
+                }
+            }
             NcclOutcome::Failed(_) => (v1::UpdateKind::Failed, 0, Default::default(), Vec::new()),
         };
+        let pushing = Instant::now();
         let header = v1::UpdateHeader {
             worker_id: self.worker.to_string(),
             round: info.round,
@@ -148,6 +169,7 @@ impl NcclRound<'_> {
         };
         let messages = chunk_messages::<UpdateChunk>(header, Bytes::from(payload), self.chunk_bytes);
         let r = self.client.push_update(tokio_stream::iter(messages)).await.map_err(RoundError::Rpc)?.into_inner();
+        time.push_s += pushing.elapsed().as_secs_f64();
         if !r.accepted {
             tracing::info!(round = info.round, reason = %r.reason, "receipt not counted");
         }

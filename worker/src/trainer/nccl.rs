@@ -37,7 +37,9 @@ pub struct NcclStep {
 pub enum NcclOutcome {
     /// The step was merged and applied: this worker's own samples and losses
     /// (the receipt), and the training state when asked.
-    Done { samples: u64, losses: LossValues, state: Option<Vec<u8>>, images_per_s: f64 },
+    /// `collective_s`: of the step's time, joining the group and the collectives (state sync,
+    /// the all-reduce merge).
+    Done { samples: u64, losses: LossValues, state: Option<Vec<u8>>, images_per_s: f64, collective_s: f64 },
     /// A collective failed (a member died, or the group was aborted): the
     /// model is unchanged and the communicator dropped.
     Failed(String),
@@ -97,6 +99,7 @@ impl State {
             Some(l) => l.clone(),
             None => self.nccl.layout.insert(MergeLayout::of(&self.model)).clone(),
         };
+        let collectives = Instant::now();
         let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
         *job.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(joined.abort.clone());
         let c = &*joined.collective;
@@ -106,6 +109,7 @@ impl State {
                 broadcast_teacher(c, source as usize, t, device)?;
             }
         }
+        let mut collective_s = collectives.elapsed().as_secs_f64();
         let schedule = Schedule::new(&self.config.method, &self.config.distill, self.config.train.batch_size);
         if let (Some(t), true) = (self.teacher.as_mut(), schedule.plan(step).refresh_teacher) {
             t.refresh(&self.model, step);
@@ -132,7 +136,9 @@ impl State {
                 losses: LossValues::default(),
             },
         };
+        let merging = Instant::now();
         let merged = all_reduce_merge(c, &layout, &update, device)?;
+        collective_s += merging.elapsed().as_secs_f64();
         apply(&self.model, &mut self.optimizer, &merged, learning_rate(&self.config.train, step));
         if let Some(t) = self.teacher.as_mut() {
             if t.kind == TeacherKind::Ema {
@@ -152,6 +158,7 @@ impl State {
             images_per_s: if elapsed > 0.0 { update.samples as f64 / elapsed } else { 0.0 },
             losses: update.losses,
             state,
+            collective_s,
         })
     }
 }
