@@ -37,6 +37,54 @@ pub(crate) enum RoundError {
 /// initialisation (which has no timeout) outlasts it.
 pub(crate) const STUCK_GRACE: Duration = Duration::from_secs(60);
 
+/// What the watchdog of an nccl round does at one of its ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tick {
+    Wait,
+    /// Abort the collective (once, as soon as the coordinator has moved on
+    /// and the communicator's abort handle exists).
+    Abort,
+    /// Give the training thread up: `grace` after the coordinator moved on
+    /// it is still in the step, stuck where no abort reaches (NCCL's group
+    /// initialisation waits for every member, without a timeout). The worker
+    /// exits, so that its supervisor restarts it into the next generation.
+    GiveUp {
+        aborted: bool,
+    },
+}
+
+/// Watches one nccl round from the async side while the training thread runs it.
+#[derive(Debug)]
+pub(crate) struct Watchdog {
+    round: u64,
+    grace: Duration,
+    moved_on: Option<Instant>,
+    aborted: bool,
+}
+
+impl Watchdog {
+    pub(crate) fn new(round: u64, grace: Duration) -> Self {
+        Watchdog { round, grace, moved_on: None, aborted: false }
+    }
+
+    /// `coordinator_round`: the coordinator's current round (heartbeats);
+    /// `can_abort`: the training thread has joined and handed over its abort handle.
+    pub(crate) fn tick(&mut self, coordinator_round: u64, can_abort: bool, now: Instant) -> Tick {
+        if coordinator_round <= self.round {
+            return Tick::Wait;
+        }
+        let since = *self.moved_on.get_or_insert(now);
+        if !self.aborted && can_abort {
+            self.aborted = true;
+            return Tick::Abort;
+        }
+        if now.duration_since(since) >= self.grace {
+            return Tick::GiveUp { aborted: self.aborted };
+        }
+        Tick::Wait
+    }
+}
+
 /// Of an nccl round's time: pulling the coordinator's state, the
 /// collectives on the training thread, pushing the receipt or state.
 #[derive(Debug, Default, Clone, Copy)]
@@ -107,36 +155,31 @@ impl NcclRound<'_> {
         let call = self.handle.call(|reply| Job::Nccl { step: Box::new(step), reply });
         tokio::pin!(call);
         // Watchdog: once the coordinator opened a later round, this round is
-        // over without us; a collective still waiting on a dead member is
-        // aborted. A training thread that is still busy STUCK_GRACE later is
-        // stuck where no abort reaches (NCCL's group initialisation waits for
-        // every member, without a timeout): the worker exits, so that its
-        // supervisor restarts it into the next generation.
-        let mut aborted = false;
-        let mut moved_on: Option<Instant> = None;
+        // over without us (see `Watchdog`).
+        let mut watchdog = Watchdog::new(info.round, STUCK_GRACE);
         let outcome = loop {
             tokio::select! {
                 r = &mut call => break r.map_err(RoundError::Training)?,
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    if self.coordinator_round.load(Ordering::SeqCst) <= info.round {
-                        continue;
-                    }
-                    let since = *moved_on.get_or_insert_with(Instant::now);
-                    if !aborted {
-                        if let Some(abort) = abort.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    let handle = abort.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    match watchdog.tick(self.coordinator_round.load(Ordering::SeqCst), handle.is_some(), Instant::now()) {
+                        Tick::Wait => {}
+                        Tick::Abort => {
                             tracing::warn!(round = info.round, "the coordinator moved on: aborting the collective");
-                            abort();
-                            aborted = true;
+                            if let Some(abort) = handle {
+                                abort();
+                            }
                         }
-                    }
-                    if since.elapsed() >= STUCK_GRACE {
-                        return Err(RoundError::Stuck(format!(
-                            "round {}: the training thread is still in the nccl step {} s after the coordinator \
-                             moved on ({}); exiting so that this worker can be restarted into the next group",
-                            info.round,
-                            STUCK_GRACE.as_secs(),
-                            if aborted { "its collective was aborted" } else { "it never joined the group" }
-                        )));
+                        Tick::GiveUp { aborted } => {
+                            return Err(RoundError::Stuck(format!(
+                                "round {}: the training thread is still in the nccl step {} s after the \
+                                 coordinator moved on ({}); exiting so that this worker can be restarted into the \
+                                 next group",
+                                info.round,
+                                STUCK_GRACE.as_secs(),
+                                if aborted { "its collective was aborted" } else { "it never joined the group" }
+                            )));
+                        }
                     }
                 }
             }
@@ -174,5 +217,47 @@ impl NcclRound<'_> {
             tracing::info!(round = info.round, reason = %r.reason, "receipt not counted");
         }
         Ok((r.accepted && kind != v1::UpdateKind::Failed).then_some(samples))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_watchdog_waits_while_the_coordinator_is_still_on_the_round() {
+        let mut w = Watchdog::new(7, GRACE);
+        let t0 = Instant::now();
+        assert_eq!(w.tick(7, true, t0), Tick::Wait);
+        assert_eq!(w.tick(6, true, t0 + 2 * GRACE), Tick::Wait, "no later round: never give up");
+    }
+
+    #[test]
+    fn the_watchdog_aborts_once_when_the_coordinator_moves_on_then_gives_up_after_the_grace() {
+        let mut w = Watchdog::new(7, GRACE);
+        let t0 = Instant::now();
+        assert_eq!(w.tick(8, true, t0), Tick::Abort);
+        assert_eq!(w.tick(8, true, t0 + GRACE / 2), Tick::Wait, "aborted once, not again");
+        assert_eq!(w.tick(9, true, t0 + GRACE), Tick::GiveUp { aborted: true });
+    }
+
+    #[test]
+    fn a_worker_that_never_joined_the_group_gives_up_after_the_grace() {
+        let mut w = Watchdog::new(7, GRACE);
+        let t0 = Instant::now();
+        assert_eq!(w.tick(8, false, t0), Tick::Wait);
+        assert_eq!(w.tick(8, false, t0 + GRACE - Duration::from_millis(1)), Tick::Wait);
+        assert_eq!(w.tick(8, false, t0 + GRACE), Tick::GiveUp { aborted: false });
+    }
+
+    #[test]
+    fn a_handle_that_appears_late_is_still_used_before_giving_up() {
+        let mut w = Watchdog::new(7, GRACE);
+        let t0 = Instant::now();
+        assert_eq!(w.tick(8, false, t0), Tick::Wait);
+        assert_eq!(w.tick(8, true, t0 + GRACE), Tick::Abort, "abort first");
+        assert_eq!(w.tick(8, true, t0 + GRACE), Tick::GiveUp { aborted: true });
     }
 }
