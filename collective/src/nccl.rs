@@ -156,7 +156,14 @@ impl Collective for NcclCollective {
         stream.context().bind_to_thread().map_err(|e| nccl_err("binding the communicator's device", e))?;
         let mut view = TensorView { len: buf.numel(), tensor: buf, stream: stream.clone() };
         comm.all_reduce_in_place(&mut view, &ReduceOp::Sum).map_err(|e| nccl_err("ncclAllReduce", e))?;
-        let done = stream.record_event(None).map_err(|e| nccl_err("recording an event after ncclAllReduce", e))?;
+        let done = match stream.record_event(None) {
+            Ok(event) => event,
+            Err(e) => {
+                // No event to poll: wait in the driver, so that NCCL is done with the buffer.
+                let _ = stream.synchronize();
+                return Err(nccl_err("recording an event after ncclAllReduce", e));
+            }
+        };
         let waited =
             wait_until(|| done.try_is_complete().map_err(|e| format!("{e:?}")), &self.abort, Polling::default());
         drop(view);
@@ -179,7 +186,8 @@ impl Collective for NcclCollective {
 ///
 /// Invariant (checked by the only constructor, `all_reduce_sum`): the tensor
 /// is contiguous float32 on the communicator's device; the mutable borrow
-/// keeps it alive and unaliased for the call, and the stream is synchronised
+/// keeps it alive and unaliased for the call, and the collective has
+/// completed (its event polled, or the stream synchronised after an abort)
 /// before the borrow ends.
 struct TensorView<'t> {
     tensor: &'t mut Tensor,
