@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use dmtl_core::checkpoint::Checkpoint;
-use dmtl_core::config::Precision;
+use dmtl_core::config::{DataConfig, Precision};
 use dmtl_core::data::Split;
 use dmtl_core::metrics::delta_m;
 use dmtl_core::model::{Compute, Model};
@@ -14,28 +14,61 @@ use crate::table::print_metrics;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A checkpoint written by `dmtl train` (checkpoints/step-*.safetensors).
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Dataset root in the Cityscapes layout.
-    #[arg(long)]
-    data_root: PathBuf,
-    /// The split to evaluate.
-    #[arg(long, default_value = "val")]
-    split: Split,
-    /// `cpu` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// `fp32` or `bf16` [default: the checkpoint's `train.precision`].
-    #[arg(long)]
-    precision: Option<Precision>,
-    /// A baseline run's final.json: also report Δm against it (mean relative
-    /// change of mIoU, pixel accuracy, abs err and rel err, in %, higher is better).
-    #[arg(long, value_name = "FINAL_JSON")]
-    baseline: Option<PathBuf>,
+    #[command(flatten)]
+    input: CheckpointArgs,
     /// Print the metrics as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// What `dmtl eval` and `dmtl predict` read: a checkpoint, a split of a
+/// dataset, where to compute, and an optional baseline for Δm.
+#[derive(clap::Args)]
+pub(crate) struct CheckpointArgs {
+    /// A checkpoint written by `dmtl train` (checkpoints/step-*.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Dataset root in the Cityscapes layout.
+    #[arg(long)]
+    pub data_root: PathBuf,
+    /// The split to read (`train` or `val`).
+    #[arg(long, default_value = "val")]
+    pub split: Split,
+    /// `cpu` or `cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// `fp32` or `bf16` [default: the checkpoint's `train.precision`].
+    #[arg(long)]
+    pub precision: Option<Precision>,
+    /// A baseline run's final.json: also report Δm against it (mean relative
+    /// change of mIoU, pixel accuracy, abs err and rel err, in %, higher is better).
+    #[arg(long, value_name = "FINAL_JSON")]
+    pub baseline: Option<PathBuf>,
+}
+
+/// A checkpoint and its baseline, read before any time is spent on the model.
+pub(crate) struct Opened<'a> {
+    pub ckpt: Checkpoint,
+    pub baseline: Option<(&'a PathBuf, FinalReport)>,
+}
+
+impl CheckpointArgs {
+    pub(crate) fn open(&self) -> anyhow::Result<Opened<'_>> {
+        let ckpt = Checkpoint::load(&self.checkpoint)?;
+        let baseline = self.baseline.as_ref().map(|p| FinalReport::read(p).map(|b| (p, b))).transpose()?;
+        Ok(Opened { ckpt, baseline })
+    }
+
+    /// The checkpoint's data config, reading from `--data-root`.
+    pub(crate) fn data(&self, ckpt: &Checkpoint) -> DataConfig {
+        let mut data = ckpt.config.data.clone();
+        data.root = self.data_root.display().to_string();
+        data
+    }
+
+    pub(crate) fn model(&self, ckpt: &Checkpoint) -> anyhow::Result<Model> {
+        load_model(ckpt, &self.checkpoint, &self.device, self.precision)
+    }
 }
 
 /// The checkpoint's model on `device` (and libtorch's thread count), computing as
@@ -60,13 +93,10 @@ pub(crate) fn load_model(
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ckpt = Checkpoint::load(&args.checkpoint)?;
-    // Read the baseline before spending time on the evaluation.
-    let baseline = args.baseline.as_ref().map(|p| FinalReport::read(p).map(|b| (p, b))).transpose()?;
-    let mut data = ckpt.config.data.clone();
-    data.root = args.data_root.display().to_string();
-    let model = load_model(&ckpt, &args.checkpoint, &args.device, args.precision)?;
-    let samples = dmtl_core::data::dataset::load_split(&data, args.split)?;
+    let input = &args.input;
+    let Opened { ckpt, baseline } = input.open()?;
+    let model = input.model(&ckpt)?;
+    let samples = dmtl_core::data::dataset::load_split(&input.data(&ckpt), input.split)?;
     let metrics = dmtl_core::train::evaluate(&model, &samples, ckpt.config.eval.batch_size);
     let delta_m = baseline.map(|(path, base)| (path, base.method.clone(), delta_m(&metrics, &base.metrics())));
     if args.json {
@@ -76,8 +106,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        let (ckpt_path, step) = (args.checkpoint.display(), ckpt.state.step);
-        println!("{ckpt_path} on {} ({} images, step {step})", args.split, samples.len());
+        let (ckpt_path, step) = (input.checkpoint.display(), ckpt.state.step);
+        println!("{ckpt_path} on {} ({} images, step {step})", input.split, samples.len());
         print_metrics(&metrics);
         if let Some((path, method, dm)) = &delta_m {
             println!("Δm against {} ({method}): {dm:+.2} %", path.display());

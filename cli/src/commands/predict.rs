@@ -2,27 +2,17 @@
 
 use std::path::{Path, PathBuf};
 
-use dmtl_core::checkpoint::Checkpoint;
-use dmtl_core::config::Precision;
 use dmtl_core::data::dataset::{index_split, load_options};
-use dmtl_core::data::Split;
 use dmtl_core::metrics::delta_m;
 use dmtl_core::predict::{predict_split, PredictOptions};
-use dmtl_core::run_dir::FinalReport;
 
+use super::eval::{CheckpointArgs, Opened};
 use crate::table::print_metrics;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A checkpoint written by `dmtl train` (checkpoints/step-*.safetensors).
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// Dataset root in the Cityscapes layout.
-    #[arg(long)]
-    data_root: PathBuf,
-    /// The split to predict.
-    #[arg(long, default_value = "val")]
-    split: Split,
+    #[command(flatten)]
+    input: CheckpointArgs,
     /// Output folder [default: RUN_DIR/predictions/<checkpoint name> for a
     /// checkpoint in RUN_DIR/checkpoints/, else <checkpoint name>-predictions
     /// beside the checkpoint].
@@ -32,15 +22,6 @@ pub struct Args {
     /// `data.val_limit` / `train_limit` apply first, as in `dmtl eval`).
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// `cpu` or `cuda:N`.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// `fp32` or `bf16` [default: the checkpoint's `train.precision`].
-    #[arg(long)]
-    precision: Option<Precision>,
-    /// A baseline run's final.json: also report Δm against it (as `dmtl eval`).
-    #[arg(long, value_name = "FINAL_JSON")]
-    baseline: Option<PathBuf>,
     /// Print the metrics of the written files as JSON (the keys of `dmtl eval --json`).
     #[arg(long)]
     json: bool,
@@ -57,20 +38,19 @@ fn default_out(checkpoint: &Path) -> PathBuf {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ckpt = Checkpoint::load(&args.checkpoint)?;
-    let baseline = args.baseline.as_ref().map(|p| FinalReport::read(p).map(|b| (p, b))).transpose()?;
+    let input = &args.input;
+    let Opened { ckpt, baseline } = input.open()?;
     if args.limit == Some(0) {
         anyhow::bail!("--limit must be at least 1");
     }
-    let mut data = ckpt.config.data.clone();
-    data.root = args.data_root.display().to_string();
-    let model = super::eval::load_model(&ckpt, &args.checkpoint, &args.device, args.precision)?;
+    let data = input.data(&ckpt);
+    let model = input.model(&ckpt)?;
     // Like `dmtl eval`: the config's train_limit / val_limit apply.
-    let mut index = index_split(&data, args.split)?;
+    let mut index = index_split(&data, input.split)?;
     if let Some(limit) = args.limit {
         index.entries.truncate(limit);
     }
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args.checkpoint));
+    let out = args.out.clone().unwrap_or_else(|| default_out(&input.checkpoint));
     let opts = PredictOptions {
         out: out.clone(),
         batch_size: ckpt.config.eval.batch_size,
@@ -90,8 +70,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        let (ckpt_path, step) = (args.checkpoint.display(), ckpt.state.step);
-        println!("{ckpt_path} on {} ({} images, step {step}) → {}", args.split, report.images, out.display());
+        let (ckpt_path, step) = (input.checkpoint.display(), ckpt.state.step);
+        println!("{ckpt_path} on {} ({} images, step {step}) → {}", input.split, report.images, out.display());
         println!("metrics of the written files, at the label files' resolution:");
         print_metrics(&metrics);
         if let Some((path, method, dm)) = &delta_m {
