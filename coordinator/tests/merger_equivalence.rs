@@ -10,6 +10,7 @@ use std::path::Path;
 
 use dmtl_coordinator::merger::Merger;
 use dmtl_core::checkpoint::Checkpoint;
+use dmtl_core::config::tiny::Tiny;
 use dmtl_core::config::Config;
 use dmtl_core::data::loader::{Loader, LoaderSpec};
 use dmtl_core::data::sampler::Sampler;
@@ -24,32 +25,9 @@ use tch::Device;
 const STEPS: usize = 12;
 
 fn config(root: &Path, method: &str, teacher: &str) -> Config {
-    let text = format!(
-        r#"version = 1
-seed = 9
-[data]
-root = "{}"
-height = 32
-width = 64
-load_threads = 1
-[model]
-width = 6
-blocks = [1, 1]
-[method]
-kind = "{method}"
-switch_every = 4
-[distill]
-teacher = "{teacher}"
-[train]
-steps = {STEPS}
-batch_size = 4
-eval_every = 100
-checkpoint_every = 100
-threads = 1
-"#,
-        root.display()
-    );
-    Config::from_toml_str(&text, Path::new("equivalence.toml"), &[]).unwrap()
+    let tiny =
+        Tiny { teacher: Some(teacher), steps: STEPS, eval_every: 100, checkpoint_every: 100, ..Tiny::new(method) };
+    tiny.config(root, "equivalence.toml").unwrap()
 }
 
 /// A worker: its own model (and teacher), and a loader that serves only its pool.

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use dmtl_core::checkpoint::Checkpoint;
+use dmtl_core::config::tiny::Tiny;
 use dmtl_core::config::Config;
 use dmtl_core::data::synthetic::{generate, SyntheticSpec};
 use dmtl_core::train::{train, Observer, Silent, TrainError};
@@ -20,32 +21,9 @@ impl Observer for StopAt {
 }
 
 fn config(root: &Path, method: &str, teacher: &str) -> Config {
-    let text = format!(
-        r#"version = 1
-seed = 5
-[data]
-root = "{}"
-height = 32
-width = 64
-load_threads = 1
-[model]
-width = 6
-blocks = [1, 1]
-[method]
-kind = "{method}"
-switch_every = 4
-[distill]
-teacher = "{teacher}"
-[train]
-steps = 24
-batch_size = 4
-eval_every = 8
-checkpoint_every = 100
-threads = 1
-"#,
-        root.display()
-    );
-    Config::from_toml_str(&text, Path::new("resume-test.toml"), &[]).unwrap()
+    let tiny =
+        Tiny { seed: 5, teacher: Some(teacher), steps: 24, eval_every: 8, checkpoint_every: 100, ..Tiny::new(method) };
+    tiny.config(root, "resume-test.toml").unwrap()
 }
 
 fn resume_matches_uninterrupted(method: &str, teacher: &str) {

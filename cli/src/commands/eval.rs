@@ -6,7 +6,7 @@ use anyhow::Context;
 use dmtl_core::checkpoint::Checkpoint;
 use dmtl_core::config::{DataConfig, Precision};
 use dmtl_core::data::Split;
-use dmtl_core::metrics::delta_m;
+use dmtl_core::metrics::{delta_m, EvalMetrics};
 use dmtl_core::model::{Compute, Model};
 use dmtl_core::run_dir::FinalReport;
 
@@ -92,26 +92,41 @@ pub(crate) fn load_model(
     Ok(model)
 }
 
+/// Prints `metrics`, with Δm against `baseline` when given: as JSON (the
+/// metrics' keys and `delta_m`), or as `heading` lines and a table.
+pub(crate) fn print_report(
+    metrics: &EvalMetrics,
+    baseline: Option<(&PathBuf, FinalReport)>,
+    json: bool,
+    heading: &[String],
+) -> anyhow::Result<()> {
+    let delta_m = baseline.map(|(path, base)| (path, base.method.clone(), delta_m(metrics, &base.metrics())));
+    if json {
+        let mut value = serde_json::to_value(metrics)?;
+        if let Some((path, method, dm)) = &delta_m {
+            value["delta_m"] = serde_json::json!({ "baseline": path, "baseline_method": method, "percent": dm });
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        for line in heading {
+            println!("{line}");
+        }
+        print_metrics(metrics);
+        if let Some((path, method, dm)) = &delta_m {
+            println!("Δm against {} ({method}): {dm:+.2} %", path.display());
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let input = &args.input;
     let Opened { ckpt, baseline } = input.open()?;
     let model = input.model(&ckpt)?;
     let samples = dmtl_core::data::dataset::load_split(&input.data(&ckpt), input.split)?;
     let metrics = dmtl_core::train::evaluate(&model, &samples, ckpt.config.eval.batch_size);
-    let delta_m = baseline.map(|(path, base)| (path, base.method.clone(), delta_m(&metrics, &base.metrics())));
-    if args.json {
-        let mut value = serde_json::to_value(&metrics)?;
-        if let Some((path, method, dm)) = &delta_m {
-            value["delta_m"] = serde_json::json!({ "baseline": path, "baseline_method": method, "percent": dm });
-        }
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        let (ckpt_path, step) = (input.checkpoint.display(), ckpt.state.step);
-        println!("{ckpt_path} on {} ({} images, step {step})", input.split, samples.len());
-        print_metrics(&metrics);
-        if let Some((path, method, dm)) = &delta_m {
-            println!("Δm against {} ({method}): {dm:+.2} %", path.display());
-        }
-    }
+    let (ckpt_path, step) = (input.checkpoint.display(), ckpt.state.step);
+    let heading = [format!("{ckpt_path} on {} ({} images, step {step})", input.split, samples.len())];
+    print_report(&metrics, baseline, args.json, &heading)?;
     Ok(())
 }

@@ -3,11 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use dmtl_core::data::dataset::{index_split, load_options};
-use dmtl_core::metrics::delta_m;
 use dmtl_core::predict::{predict_split, PredictOptions};
 
-use super::eval::{CheckpointArgs, Opened};
-use crate::table::print_metrics;
+use super::eval::{print_report, CheckpointArgs, Opened};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -61,23 +59,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::debug!(done, total, "predicted");
     })?;
     tracing::info!(images = report.images, out = %out.display(), "wrote predictions");
-    let metrics = report.metrics;
-    let delta_m = baseline.map(|(path, base)| (path, base.method.clone(), delta_m(&metrics, &base.metrics())));
-    if args.json {
-        let mut value = serde_json::to_value(&metrics)?;
-        if let Some((path, method, dm)) = &delta_m {
-            value["delta_m"] = serde_json::json!({ "baseline": path, "baseline_method": method, "percent": dm });
-        }
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        let (ckpt_path, step) = (input.checkpoint.display(), ckpt.state.step);
-        println!("{ckpt_path} on {} ({} images, step {step}) → {}", input.split, report.images, out.display());
-        println!("metrics of the written files, at the label files' resolution:");
-        print_metrics(&metrics);
-        if let Some((path, method, dm)) = &delta_m {
-            println!("Δm against {} ({method}): {dm:+.2} %", path.display());
-        }
-    }
+    let (ckpt_path, step) = (input.checkpoint.display(), ckpt.state.step);
+    let heading = [
+        format!("{ckpt_path} on {} ({} images, step {step}) → {}", input.split, report.images, out.display()),
+        "metrics of the written files, at the label files' resolution:".to_string(),
+    ];
+    print_report(&report.metrics, baseline, args.json, &heading)?;
     Ok(())
 }
 

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use dmtl_core::config::tiny::Tiny;
+
 pub fn dmtl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dmtl"))
 }
@@ -64,39 +66,17 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A tiny config for `method` (stride-4 model, batch 4, 40 steps, one thread).
 pub fn tiny_config(dir: &Path, method: &str, data_root: &Path) -> PathBuf {
-    let text = format!(
-        r#"version = 1
-seed = 1
-
-[data]
-root = "{root}"
-classes = 7
-height = 32
-width = 64
-load_threads = 1
-
-[model]
-width = 6
-blocks = [1, 1]
-
-[method]
-kind = "{method}"
-switch_every = 5
-
-[distill]
-teacher = "phase"
-
-[train]
-steps = 40
-batch_size = 4
-lr = 5e-3
-warmup_steps = 2
-eval_every = 10
-checkpoint_every = 20
-threads = 1
-"#,
-        root = data_root.display()
-    );
+    let text = Tiny {
+        seed: 1,
+        switch_every: 5,
+        teacher: Some("phase"),
+        steps: 40,
+        train_extra: "lr = 5e-3\nwarmup_steps = 2",
+        eval_every: 10,
+        checkpoint_every: 20,
+        ..Tiny::new(method)
+    }
+    .toml(data_root);
     let path = dir.join(format!("{method}.toml"));
     std::fs::write(&path, text).unwrap();
     path

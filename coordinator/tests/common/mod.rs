@@ -11,6 +11,7 @@ use std::time::Duration;
 use dmtl_coordinator::engine::EngineEnd;
 use dmtl_coordinator::{Coordinator, CoordinatorOptions, TlsFiles};
 use dmtl_core::checkpoint::Checkpoint;
+use dmtl_core::config::tiny::Tiny;
 use dmtl_core::config::Config;
 use dmtl_core::data::synthetic::{generate, SyntheticSpec};
 use dmtl_worker::{WorkerOptions, WorkerSummary, WorkerTask};
@@ -30,34 +31,8 @@ pub fn dataset() -> &'static Path {
 }
 
 pub fn config(method: &str, steps: usize, extra: &str) -> Config {
-    let text = format!(
-        r#"version = 1
-seed = 9
-[data]
-root = "{}"
-height = 32
-width = 64
-load_threads = 1
-[model]
-width = 6
-blocks = [1, 1]
-[method]
-kind = "{method}"
-switch_every = 4
-[train]
-steps = {steps}
-batch_size = 4
-eval_every = 4
-checkpoint_every = 4
-threads = 1
-[distributed]
-heartbeat_interval_ms = 100
-heartbeat_timeout_ms = 2000
-{extra}
-"#,
-        dataset().display()
-    );
-    Config::from_toml_str(&text, Path::new("service-test.toml"), &[]).unwrap()
+    let tail = format!("[distributed]\nheartbeat_interval_ms = 100\nheartbeat_timeout_ms = 2000\n{extra}\n");
+    Tiny { steps, tail: &tail, ..Tiny::new(method) }.config(dataset(), "service-test.toml").unwrap()
 }
 
 pub async fn start(config: Config, run_dir: &Path) -> Coordinator {

@@ -4,6 +4,7 @@
 mod error;
 mod overrides;
 mod schema;
+pub mod tiny;
 mod validate;
 
 use std::path::Path;
