@@ -51,6 +51,8 @@ impl Worker {
             augment: cfg.data.augment.clone(),
             depth_target: cfg.data.depth,
             prefetch: 2,
+            // dmtl train augments on one thread: the batches must not depend on the count.
+            batch_threads: 3,
             device: Device::Cpu,
         });
         let classes = cfg.data.classes.num_classes();

@@ -79,9 +79,10 @@ pub struct RunDir {
 
 /// Keys that only say where or how fast to run; a resumed run may change them.
 /// (`train.precision` is not one: bf16 changes the numbers a run produces.)
-pub const RUNTIME_KEYS: [&str; 15] = [
+pub const RUNTIME_KEYS: [&str; 16] = [
     "data.root",
     "data.load_threads",
+    "data.batch_threads",
     "data.prefetch",
     "train.device",
     "train.threads",

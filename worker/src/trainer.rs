@@ -234,6 +234,7 @@ impl State {
             work.first_draw + j * work.part.count as u64,
             &self.config.data.augment,
             self.config.data.depth,
+            self.config.data.batch_threads,
         );
         if self.device == tch::Device::Cpu {
             batch

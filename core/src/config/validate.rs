@@ -50,6 +50,7 @@ pub fn validate(c: &Config) -> R {
         })?;
     }
     positive("data.load_threads", d.load_threads)?;
+    positive("data.batch_threads", d.batch_threads)?;
     positive("data.prefetch", d.prefetch)?;
     finite_in("data.augment.max_scale", d.augment.max_scale, 1.0, 4.0, true)?;
 

@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use super::augment::augment;
 use super::batch::build_batch;
+use super::cityscapes::parallel_map;
+use super::error::DataError;
 use super::sampler::{DrawCounters, Sampler};
 use super::{DepthTarget, Sample};
 use crate::config::AugmentConfig;
@@ -28,7 +30,7 @@ pub struct StepBatch {
 }
 
 /// Samples by image index (into the sorted training id list).
-pub trait SampleSource {
+pub trait SampleSource: Sync {
     fn sample(&self, index: usize) -> &Sample;
 }
 
@@ -56,14 +58,17 @@ pub fn draw_batch(
     first: u64,
     aug: &AugmentConfig,
     depth_target: DepthTarget,
+    threads: usize,
 ) -> Batch {
-    let items: Vec<Sample> = (first..first + part.count as u64)
-        .map(|k| {
-            let image = sampler.image(part.pool, k);
-            let draw = sampler.augment(part.pool, k, aug.max_scale, aug.flip);
-            augment(samples.sample(image), &draw, depth_target)
-        })
+    // The draws in order (they advance the sampler), then the augmentation,
+    // which depends only on each draw, on `threads` threads.
+    let draws: Vec<_> = (first..first + part.count as u64)
+        .map(|k| (sampler.image(part.pool, k), sampler.augment(part.pool, k, aug.max_scale, aug.flip)))
         .collect();
+    let items: Vec<Sample> = parallel_map(&draws, threads, |(image, draw)| {
+        Ok::<_, DataError>(augment(samples.sample(*image), draw, depth_target))
+    })
+    .expect("augmenting cannot fail");
     let refs: Vec<&Sample> = items.iter().collect();
     build_batch(&refs, part.losses.seg, part.losses.depth)
 }
@@ -78,6 +83,8 @@ pub struct LoaderSpec {
     pub augment: AugmentConfig,
     pub depth_target: DepthTarget,
     pub prefetch: usize,
+    /// Threads that augment each batch (`data.batch_threads`).
+    pub batch_threads: usize,
     pub device: tch::Device,
 }
 
@@ -100,6 +107,7 @@ impl Loader {
                     mut draws,
                     augment: aug,
                     depth_target,
+                    batch_threads,
                     device,
                     ..
                 } = spec;
@@ -114,7 +122,8 @@ impl Loader {
                                 return None;
                             }
                             let first = draws.get(part.pool);
-                            let batch = draw_batch(&*samples, &mut sampler, part, first, &aug, depth_target);
+                            let batch =
+                                draw_batch(&*samples, &mut sampler, part, first, &aug, depth_target, batch_threads);
                             draws.0.insert(part.pool, first + part.count as u64);
                             Some(if device == tch::Device::Cpu { batch } else { batch.to_device(device) })
                         })

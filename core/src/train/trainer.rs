@@ -293,6 +293,7 @@ pub fn train(
         augment: config.data.augment.clone(),
         depth_target: config.data.depth,
         prefetch: config.data.prefetch,
+        batch_threads: config.data.batch_threads,
         device,
     });
     let distill = DistillParams { weight: config.distill.weight, temperature: config.distill.temperature };
