@@ -34,7 +34,8 @@ fn main() {
     dmtl_core::device::set_threads(1);
     let run = RunData::load(&config).expect("the dataset");
     let pools: BTreeMap<Pool, _> = [(Pool::All, run.split.pool(Pool::All))].into();
-    let part = PartPlan { pool: Pool::All, count: BATCH, losses: Losses { seg: true, depth: true, ..Default::default() } };
+    let part =
+        PartPlan { pool: Pool::All, count: BATCH, losses: Losses { seg: true, depth: true, ..Default::default() } };
 
     let mut rates = vec![Vec::new(); counts.len()];
     for rep in 0..reps {
