@@ -95,13 +95,6 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
         DataPlane::Nccl => {
             // Says why this build or machine cannot run the plane (no `nccl` feature, no GPU, no libnccl).
             let backend = dmtl_collective::Backend::select(None).map_err(|e| CoordinatorError::Start(e.to_string()))?;
-            if config.distributed.local_steps > 1 {
-                return Err(CoordinatorError::Start(format!(
-                    "config key `distributed.local_steps` = {}: the nccl data plane all-reduces every step \
-                     (synchronous SGD); set local_steps = 1 or use data_plane = \"grpc\"",
-                    config.distributed.local_steps
-                )));
-            }
             Some(backend)
         }
     };

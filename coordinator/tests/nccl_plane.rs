@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use dmtl_coordinator::engine::EngineEnd;
-use dmtl_core::config::Config;
+use dmtl_core::config::{Config, TeacherKind};
 use dmtl_core::train::{train, Silent};
 use dmtl_proto::v1::{self, monitor_client::MonitorClient};
 use dmtl_worker::client::{channel, BearerToken};
@@ -262,10 +262,42 @@ fn every_method_and_teacher_runs_on_the_nccl_plane() {
 }
 
 #[test]
-fn local_sgd_on_the_nccl_plane_is_refused_at_start_naming_the_key() {
+fn local_sgd_on_the_nccl_plane_averages_the_weight_deltas_as_the_grpc_plane_does() {
     in_process_backend();
-    let run = tempfile::tempdir().unwrap();
-    let cfg = config("masked", 8, &format!("{NCCL}\nlocal_steps = 4"));
-    let e = runtime().block_on(dmtl_coordinator::Coordinator::start(options(cfg, run.path(), None))).err().unwrap();
-    assert!(e.to_string().contains("`distributed.local_steps` = 4"), "{e}");
+    // Four local steps per round; phases of 4 steps, so 12 steps are 3 rounds. `alternate`: one task
+    // trains per round, the other member contributes nothing; `masked-distill` with an EMA teacher.
+    const STEPS: usize = 12;
+    for (method, teacher) in
+        [("masked", TeacherKind::Phase), ("alternate", TeacherKind::Phase), ("masked-distill", TeacherKind::Ema)]
+    {
+        let runs = [
+            ("local_steps = 4".to_string(), tempfile::tempdir().unwrap()),
+            (format!("{NCCL}\nlocal_steps = 4"), tempfile::tempdir().unwrap()),
+        ];
+        runtime().block_on(async {
+            for (extra, run) in &runs {
+                let mut cfg = config(method, STEPS, extra);
+                cfg.train.keep_checkpoints = 10;
+                cfg.distill.teacher = teacher;
+                let coord = start(cfg, run.path()).await;
+                for summary in seg_and_depth_to_the_end(coord).await {
+                    // On the nccl plane every member takes part in every round.
+                    if extra.contains("nccl") {
+                        assert_eq!(summary.rounds, 3, "{method}: three rounds of four local steps");
+                    }
+                }
+            }
+        });
+        let [(_, grpc), (_, nccl)] = &runs;
+        let initial = checkpoint(grpc.path(), 4);
+        for step in [4, 8, STEPS] {
+            let (expected, got) = (checkpoint(grpc.path(), step), checkpoint(nccl.path(), step));
+            let (diff, name) = worst_diff(&expected.model, &got.model);
+            assert!(diff <= 1e-4, "{method}, step {step}: weight `{name}` differs from the grpc plane's by {diff}");
+            assert_eq!((got.state.step, &got.state.draws), (step, &expected.state.draws), "{method}, step {step}");
+            if step > 4 {
+                assert!(worst_diff(&initial.model, &got.model).0 > 1e-4, "{method}, step {step}: the weights moved");
+            }
+        }
+    }
 }

@@ -4,7 +4,10 @@
 //! all-reduce-merge it with every member's, and apply the merged step with
 //! the worker's own optimizer — the coordinator's `Merger` bookkeeping, run
 //! identically by every member (`coordinator/tests/merger_equivalence.rs`).
+//! With `local_steps > 1` (local SGD) each member first takes the round's
+//! steps with its own optimizer, and the members merge their weight deltas.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,7 +18,10 @@ use dmtl_collective::{all_reduce_merge, AbortHandle, Backend, CollectiveError, C
 use dmtl_core::config::TeacherKind;
 use dmtl_core::method::Schedule;
 use dmtl_core::optim::learning_rate;
-use dmtl_core::train::{apply, compute_update, DistillParams, LossValues, Update};
+use dmtl_core::train::step::LossSums;
+use dmtl_core::train::{apply, apply_delta, compute_update, weight_delta, Batch, DistillParams, LossValues, Update};
+
+use tch::Tensor;
 
 use super::{RoundWork, State};
 
@@ -100,13 +106,15 @@ impl State {
             None => self.nccl.layout.insert(MergeLayout::of(&self.model)).clone(),
         };
         let collectives = Instant::now();
-        let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
-        *job.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(joined.abort.clone());
-        let c = &*joined.collective;
-        if let Some(source) = job.source_rank {
-            broadcast_state(c, source as usize, &self.model, &mut self.optimizer, device)?;
-            if let Some(t) = self.teacher.as_mut() {
-                broadcast_teacher(c, source as usize, t, device)?;
+        {
+            let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
+            *job.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(joined.abort.clone());
+            let c = &*joined.collective;
+            if let Some(source) = job.source_rank {
+                broadcast_state(c, source as usize, &self.model, &mut self.optimizer, device)?;
+                if let Some(t) = self.teacher.as_mut() {
+                    broadcast_teacher(c, source as usize, t, device)?;
+                }
             }
         }
         let mut collective_s = collectives.elapsed().as_secs_f64();
@@ -114,35 +122,44 @@ impl State {
         if let (Some(t), true) = (self.teacher.as_mut(), schedule.plan(step).refresh_teacher) {
             t.refresh(&self.model, step);
         }
-        let update = match &batch {
-            Some(batch) => {
-                let distill =
-                    DistillParams { weight: self.config.distill.weight, temperature: self.config.distill.temperature };
-                let teacher = self.teacher.as_ref().map(|t| &t.model);
-                let u = compute_update(&self.model, batch, &work.part.losses, distill, teacher)
-                    .map_err(|e| Failure::Other(e.to_string()))?;
-                if !u.losses.total.is_finite() {
-                    return Err(Failure::Other(format!(
-                        "training diverged in round {}: the loss is {}",
-                        work.round, u.losses.total
-                    )));
-                }
-                u
+        let distill =
+            DistillParams { weight: self.config.distill.weight, temperature: self.config.distill.temperature };
+        // Local SGD (`distributed.local_steps > 1`): each member takes the round's steps with its own
+        // optimizer, then the members average their weight deltas, as the grpc plane's coordinator does.
+        let local = work.steps > 1 || self.config.distributed.local_steps > 1;
+        let steps = (work.steps as usize).max(1);
+        let (update, start) = match batch {
+            Some(batch) if local => {
+                let (update, start) = self.local_steps(work, batch, steps, distill)?;
+                (update, Some(start))
             }
-            None => Update {
-                grads: Default::default(),
-                buffers: Default::default(),
-                samples: 0,
-                losses: LossValues::default(),
-            },
+            Some(batch) => (self.step_update(work, &batch, distill)?, None),
+            None => {
+                let nothing = Update {
+                    grads: Default::default(),
+                    buffers: Default::default(),
+                    samples: 0,
+                    losses: LossValues::default(),
+                };
+                (nothing, None)
+            }
         };
         let merging = Instant::now();
-        let merged = all_reduce_merge(c, &layout, &update, device)?;
+        // The communicator joined above (`ensure` keeps it: same membership).
+        let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
+        let merged = all_reduce_merge(&*joined.collective, &layout, &update, device)?;
         collective_s += merging.elapsed().as_secs_f64();
-        apply(&self.model, &mut self.optimizer, &merged, learning_rate(&self.config.train, step));
+        if local {
+            if let Some(start) = &start {
+                restore_parameters(&self.model, start);
+            }
+            apply_delta(&self.model, &merged);
+        } else {
+            apply(&self.model, &mut self.optimizer, &merged, learning_rate(&self.config.train, step));
+        }
         if let Some(t) = self.teacher.as_mut() {
             if t.kind == TeacherKind::Ema {
-                t.ema_update(&self.model, step + 1);
+                t.ema_update(&self.model, step + steps);
             }
         }
         let state = if job.push_state {
@@ -161,4 +178,59 @@ impl State {
             collective_s,
         })
     }
+
+    /// This member's update of a one-step round: its part's gradients.
+    fn step_update(&self, work: &RoundWork, batch: &Batch, distill: DistillParams) -> Result<Update, Failure> {
+        let teacher = self.teacher.as_ref().map(|t| &t.model);
+        let u = compute_update(&self.model, batch, &work.part.losses, distill, teacher)
+            .map_err(|e| Failure::Other(e.to_string()))?;
+        if !u.losses.total.is_finite() {
+            return Err(Failure::Other(format!(
+                "training diverged in round {}: the loss is {}",
+                work.round, u.losses.total
+            )));
+        }
+        Ok(u)
+    }
+
+    /// Local SGD: `steps` steps on this member's batches (the first one
+    /// `first`) with its own optimizer and the schedule's learning rates.
+    /// Returns the weight delta and the parameters the round started from.
+    fn local_steps(
+        &mut self,
+        work: &RoundWork,
+        first: Batch,
+        steps: usize,
+        distill: DistillParams,
+    ) -> Result<(Update, BTreeMap<String, Tensor>), Failure> {
+        let start: BTreeMap<String, Tensor> =
+            self.model.parameters().iter().map(|(n, p)| (n.clone(), p.detach().copy())).collect();
+        let mut sampler = self.sampler(work);
+        let mut first = Some(first);
+        let mut sums = LossSums::default();
+        let mut samples = 0;
+        for j in 0..steps {
+            let batch = match first.take() {
+                Some(b) => b,
+                None => self.draw(&mut sampler, work, j as u64),
+            };
+            let update = self.step_update(work, &batch, distill)?;
+            samples += update.samples;
+            sums.add(&update.losses);
+            let lr = learning_rate(&self.config.train, work.first_step as usize + j);
+            apply(&self.model, &mut self.optimizer, &update, lr);
+        }
+        Ok((weight_delta(&self.model, &start, samples, sums.take()), start))
+    }
+}
+
+/// Puts the model's parameters back to `start` (before the merged delta is added).
+fn restore_parameters(model: &dmtl_core::model::Model, start: &BTreeMap<String, Tensor>) {
+    tch::no_grad(|| {
+        for (name, p) in model.parameters() {
+            if let Some(s) = start.get(&name) {
+                p.shallow_clone().copy_(s);
+            }
+        }
+    });
 }
