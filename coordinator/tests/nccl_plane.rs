@@ -91,9 +91,22 @@ fn one_seg_and_one_depth_worker_on_the_nccl_plane_reproduce_single_process_maske
 
 #[test]
 fn a_worker_lost_mid_run_starts_a_new_generation_and_the_others_finish_the_run_without_restarting() {
+    lose_a_worker_mid_run(1);
+}
+
+#[test]
+fn with_local_sgd_a_worker_lost_mid_run_also_starts_a_new_generation_and_the_run_finishes() {
+    lose_a_worker_mid_run(2);
+}
+
+/// Three workers (seg, depth, depth) with `local_steps`; the second depth
+/// worker stops after three merged rounds.
+fn lose_a_worker_mid_run(local_steps: usize) {
     in_process_backend();
     const STEPS: usize = 14;
     let mut cfg = config("masked-distill", STEPS, NCCL);
+    cfg.distributed.local_steps = local_steps;
+    let rounds = dmtl_coordinator::server::total_rounds(&cfg) as u64;
     cfg.distributed.heartbeat_timeout_ms = 1000;
     let run = tempfile::tempdir().unwrap();
     runtime().block_on(async {
@@ -130,11 +143,11 @@ fn a_worker_lost_mid_run_starts_a_new_generation_and_the_others_finish_the_run_w
         let generation_after = hub.status().run.nccl_generation;
         assert!(generation_after > generation_before, "a new generation: {generation_before} -> {generation_after}");
         let victim = victim.await.unwrap().unwrap();
-        assert!(victim.rounds < STEPS as u64);
+        assert!(victim.rounds < rounds);
         for w in [seg, depth] {
             let summary = w.await.unwrap().unwrap();
             assert_eq!(summary.registrations, 1, "the survivors never restarted or registered again");
-            assert_eq!(summary.rounds, STEPS as u64, "every step once (the failed round is not counted)");
+            assert_eq!(summary.rounds, rounds, "every round once (the failed round is not counted)");
         }
     });
     let last = checkpoint(run.path(), STEPS);

@@ -17,7 +17,7 @@ use dmtl_collective::sync::{broadcast_state, broadcast_teacher};
 use dmtl_collective::{all_reduce_merge, AbortHandle, Backend, CollectiveError, Communicator, Joined, MergeLayout};
 use dmtl_core::config::TeacherKind;
 use dmtl_core::method::Schedule;
-use dmtl_core::optim::learning_rate;
+use dmtl_core::optim::{learning_rate, Optimizer};
 use dmtl_core::train::step::LossSums;
 use dmtl_core::train::{apply, apply_delta, compute_update, weight_delta, Batch, DistillParams, LossValues, Update};
 
@@ -147,11 +147,21 @@ impl State {
         let merging = Instant::now();
         // The communicator joined above (`ensure` keeps it: same membership).
         let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
-        let merged = all_reduce_merge(&*joined.collective, &layout, &update, device)?;
+        let merged = match all_reduce_merge(&*joined.collective, &layout, &update, device) {
+            Ok(merged) => merged,
+            Err(e) => {
+                // The round is not merged: a member that took local steps goes back to the
+                // round's start (weights and optimizer), which every survivor shares.
+                if let Some(start) = &start {
+                    start.restore(&self.model, &mut self.optimizer);
+                }
+                return Err(e.into());
+            }
+        };
         collective_s += merging.elapsed().as_secs_f64();
         if local {
             if let Some(start) = &start {
-                restore_parameters(&self.model, start);
+                restore_parameters(&self.model, &start.variables);
             }
             apply_delta(&self.model, &merged);
         } else {
@@ -202,9 +212,8 @@ impl State {
         first: Batch,
         steps: usize,
         distill: DistillParams,
-    ) -> Result<(Update, BTreeMap<String, Tensor>), Failure> {
-        let start: BTreeMap<String, Tensor> =
-            self.model.parameters().iter().map(|(n, p)| (n.clone(), p.detach().copy())).collect();
+    ) -> Result<(Update, RoundStart), Failure> {
+        let start = RoundStart::of(&self.model, &self.optimizer);
         let mut sampler = self.sampler(work);
         let mut first = Some(first);
         let mut sums = LossSums::default();
@@ -220,7 +229,32 @@ impl State {
             let lr = learning_rate(&self.config.train, work.first_step as usize + j);
             apply(&self.model, &mut self.optimizer, &update, lr);
         }
-        Ok((weight_delta(&self.model, &start, samples, sums.take()), start))
+        Ok((weight_delta(&self.model, &start.variables, samples, sums.take()), start))
+    }
+}
+
+/// Where a member's local-SGD round started: copies of the model's variables
+/// and of the optimizer's state.
+struct RoundStart {
+    variables: BTreeMap<String, Tensor>,
+    optimizer: BTreeMap<String, Tensor>,
+}
+
+impl RoundStart {
+    fn of(model: &dmtl_core::model::Model, optimizer: &Optimizer) -> Self {
+        let copy = |m: BTreeMap<String, Tensor>| m.into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
+        RoundStart { variables: copy(model.variables()), optimizer: copy(optimizer.state_tensors()) }
+    }
+
+    /// Back to the start: every variable and the optimizer state.
+    fn restore(&self, model: &dmtl_core::model::Model, optimizer: &mut Optimizer) {
+        // The same model's own tensors: these cannot mismatch.
+        if let Err(e) = model.load_tensors(&self.variables) {
+            tracing::error!(error = %e, "restoring the round's start weights");
+        }
+        if let Err(e) = optimizer.load_state_tensors(&self.optimizer, &model.parameters()) {
+            tracing::error!(error = %e, "restoring the round's start optimizer state");
+        }
     }
 }
 
