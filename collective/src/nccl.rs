@@ -126,6 +126,14 @@ impl NcclCollective {
     }
 }
 
+impl Drop for NcclCollective {
+    /// Aborts the communicator here rather than in cudarc's `Drop`, which
+    /// panics when `ncclCommAbort` reports an error.
+    fn drop(&mut self) {
+        self.abort_now();
+    }
+}
+
 impl Collective for NcclCollective {
     fn rank(&self) -> usize {
         self.rank
@@ -155,13 +163,18 @@ impl Collective for NcclCollective {
         let stream = &self.stream;
         stream.context().bind_to_thread().map_err(|e| nccl_err("binding the communicator's device", e))?;
         let mut view = TensorView { len: buf.numel(), tensor: buf, stream: stream.clone() };
-        comm.all_reduce_in_place(&mut view, &ReduceOp::Sum).map_err(|e| nccl_err("ncclAllReduce", e))?;
-        let done = match stream.record_event(None) {
+        let enqueued = comm.all_reduce_in_place(&mut view, &ReduceOp::Sum);
+        let done = enqueued
+            .map_err(|e| nccl_err("ncclAllReduce", e))
+            .and_then(|_| stream.record_event(None).map_err(|e| nccl_err("recording an event after ncclAllReduce", e)));
+        let done = match done {
             Ok(event) => event,
             Err(e) => {
-                // No event to poll: wait in the driver, so that NCCL is done with the buffer.
-                let _ = stream.synchronize();
-                return Err(nccl_err("recording an event after ncclAllReduce", e));
+                // Nothing to poll: abort, so that NCCL is done with the buffer before its borrow ends.
+                drop(view);
+                drop(guard);
+                self.abort_now();
+                return Err(e);
             }
         };
         let waited =

@@ -426,6 +426,7 @@ pub async fn run(opts: WorkerOptions, stop: tokio::sync::watch::Receiver<bool>) 
                 let indices: Vec<usize> =
                     shards.shards.iter().flat_map(|s| s.indices.iter().map(|&i| i as usize)).collect();
                 handle.call(|reply| Job::Shard { indices, reply }).await.map_err(WorkerError::Setup)?;
+                lap(&mut summary.time.pull_s); // loading the shard's images
             }
             // The first batch is built on the training thread while the weights travel.
             handle.submit(Job::Prepare { work: work.clone() });

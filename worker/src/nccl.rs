@@ -144,6 +144,7 @@ impl NcclRound<'_> {
         let push_state =
             v1::UpdateKind::try_from(info.plan.as_ref().map_or(0, |p| p.update_kind)) == Ok(v1::UpdateKind::State);
         let abort: Arc<Mutex<Option<AbortHandle>>> = Arc::default();
+        let steps = work.steps;
         let step = NcclStep {
             work,
             backend: self.backend,
@@ -156,7 +157,9 @@ impl NcclRound<'_> {
         tokio::pin!(call);
         // Watchdog: once the coordinator opened a later round, this round is
         // over without us (see `Watchdog`).
-        let mut watchdog = Watchdog::new(info.round, STUCK_GRACE);
+        // A round of K local steps may compute K times as long after the coordinator gave up on it.
+        let grace = STUCK_GRACE * steps.max(1);
+        let mut watchdog = Watchdog::new(info.round, grace);
         let outcome = loop {
             tokio::select! {
                 r = &mut call => break r.map_err(RoundError::Training)?,
@@ -176,7 +179,7 @@ impl NcclRound<'_> {
                                  coordinator moved on ({}); exiting so that this worker can be restarted into the \
                                  next group",
                                 info.round,
-                                STUCK_GRACE.as_secs(),
+                                grace.as_secs(),
                                 if aborted { "its collective was aborted" } else { "it never joined the group" }
                             )));
                         }

@@ -44,12 +44,12 @@ impl<'a> Tiny<'a> {
         let distill = self.teacher.map(|t| format!("[distill]\nteacher = \"{t}\"\n")).unwrap_or_default();
         let train_extra = if self.train_extra.is_empty() { String::new() } else { format!("{}\n", self.train_extra) };
         format!(
-            "version = 1\nseed = {seed}\n[data]\nroot = \"{root}\"\nheight = 32\nwidth = 64\nload_threads = 1\n\
+            "version = 1\nseed = {seed}\n[data]\nroot = {root}\nheight = 32\nwidth = 64\nload_threads = 1\n\
              [model]\nwidth = 6\nblocks = [1, 1]\n[method]\nkind = \"{method}\"\nswitch_every = {switch}\n\
              {distill}[train]\nsteps = {steps}\nbatch_size = 4\n{train_extra}eval_every = {eval}\n\
              checkpoint_every = {ckpt}\nthreads = 1\n{tail}",
             seed = self.seed,
-            root = root.display(),
+            root = toml::Value::String(root.display().to_string()),
             method = self.method,
             switch = self.switch_every,
             steps = self.steps,
@@ -79,6 +79,13 @@ mod tests {
             assert_eq!(c.train.lr, 5e-3);
             assert_eq!(c.distill.teacher, crate::config::TeacherKind::Ema);
         }
+    }
+
+    #[test]
+    fn a_root_with_quotes_and_backslashes_is_written_as_a_toml_string() {
+        let root = r#"/data/a "quoted" \ folder"#;
+        let c = Tiny::new("full").config(Path::new(root), "tiny.toml").unwrap();
+        assert_eq!(c.data.root, root);
     }
 
     #[test]

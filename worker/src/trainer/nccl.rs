@@ -151,7 +151,7 @@ impl State {
             Ok(merged) => merged,
             Err(e) => {
                 // The round is not merged: a member that took local steps goes back to the
-                // round's start (weights and optimizer), which every survivor shares.
+                // round's start (its weights, which every survivor shares, and its optimizer state).
                 if let Some(start) = &start {
                     start.restore(&self.model, &mut self.optimizer);
                 }
