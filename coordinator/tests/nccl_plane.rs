@@ -102,6 +102,10 @@ fn with_local_sgd_a_worker_lost_mid_run_also_starts_a_new_generation_and_the_run
 /// Three workers (seg, depth, depth) with `local_steps`; the second depth
 /// worker stops after three merged rounds.
 fn lose_a_worker_mid_run(local_steps: usize) {
+    // One at a time: the rounds' timing (heartbeat and collective timeouts)
+    // must not depend on how loaded the two cores are by a twin test.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     in_process_backend();
     const STEPS: usize = 14;
     let mut cfg = config("masked-distill", STEPS, NCCL);
