@@ -17,7 +17,7 @@ use dmtl_core::method::{PartPlan, Teacher};
 use dmtl_core::model::Model;
 use dmtl_core::optim::{learning_rate, Optimizer};
 use dmtl_core::train::wire::{encode_update, load_weights};
-use dmtl_core::train::{apply, compute_update, weight_delta, DistillParams, LossValues};
+use dmtl_core::train::{apply, compute_update, weight_delta, Batch, DistillParams, LossValues, Update};
 use tokio::sync::oneshot;
 
 mod nccl;
@@ -271,6 +271,17 @@ impl State {
         Ok(self.shard.len())
     }
 
+    /// This worker's update of one step: its part's gradients, or why it failed
+    /// (a diverged loss included). Both data planes train through it.
+    fn part_update(&self, work: &RoundWork, batch: &Batch, distill: DistillParams) -> Result<Update, String> {
+        let teacher = self.teacher.as_ref().map(|t| &t.model);
+        let u = compute_update(&self.model, batch, &work.part.losses, distill, teacher).map_err(|e| e.to_string())?;
+        if !u.losses.total.is_finite() {
+            return Err(format!("training diverged in round {}: the loss is {}", work.round, u.losses.total));
+        }
+        Ok(u)
+    }
+
     fn train(&mut self, work: &RoundWork) -> Result<RoundResult, String> {
         if self.shard.is_empty() {
             return Err("no shard assigned".into());
@@ -290,12 +301,7 @@ impl State {
                 Some(b) if j == 0 => b,
                 _ => self.draw(&mut sampler, work, j),
             };
-            let teacher = self.teacher.as_ref().map(|t| &t.model);
-            let update =
-                compute_update(&self.model, &batch, &work.part.losses, distill, teacher).map_err(|e| e.to_string())?;
-            if !update.losses.total.is_finite() {
-                return Err(format!("training diverged in round {}: the loss is {}", work.round, update.losses.total));
-            }
+            let update = self.part_update(work, &batch, distill)?;
             samples += update.samples;
             sums.add(&update.losses);
             if work.kind == PushKind::WeightDelta {

@@ -19,7 +19,7 @@ use dmtl_core::config::TeacherKind;
 use dmtl_core::method::Schedule;
 use dmtl_core::optim::{learning_rate, Optimizer};
 use dmtl_core::train::step::LossSums;
-use dmtl_core::train::{apply, apply_delta, compute_update, weight_delta, Batch, DistillParams, LossValues, Update};
+use dmtl_core::train::{apply, apply_delta, weight_delta, Batch, DistillParams, LossValues, Update};
 
 use tch::Tensor;
 
@@ -133,7 +133,7 @@ impl State {
                 let (update, start) = self.local_steps(work, batch, steps, distill)?;
                 (update, Some(start))
             }
-            Some(batch) => (self.step_update(work, &batch, distill)?, None),
+            Some(batch) => (self.part_update(work, &batch, distill).map_err(Failure::Other)?, None),
             None => {
                 let nothing = Update {
                     grads: Default::default(),
@@ -161,7 +161,8 @@ impl State {
         collective_s += merging.elapsed().as_secs_f64();
         if local {
             if let Some(start) = &start {
-                restore_parameters(&self.model, &start.variables);
+                // Back to the round's start; the merged delta and BatchNorm statistics go on top.
+                start.restore_weights(&self.model);
             }
             apply_delta(&self.model, &merged);
         } else {
@@ -189,20 +190,6 @@ impl State {
         })
     }
 
-    /// This member's update of a one-step round: its part's gradients.
-    fn step_update(&self, work: &RoundWork, batch: &Batch, distill: DistillParams) -> Result<Update, Failure> {
-        let teacher = self.teacher.as_ref().map(|t| &t.model);
-        let u = compute_update(&self.model, batch, &work.part.losses, distill, teacher)
-            .map_err(|e| Failure::Other(e.to_string()))?;
-        if !u.losses.total.is_finite() {
-            return Err(Failure::Other(format!(
-                "training diverged in round {}: the loss is {}",
-                work.round, u.losses.total
-            )));
-        }
-        Ok(u)
-    }
-
     /// Local SGD: `steps` steps on this member's batches (the first one
     /// `first`) with its own optimizer and the schedule's learning rates.
     /// Returns the weight delta and the parameters the round started from.
@@ -223,7 +210,7 @@ impl State {
                 Some(b) => b,
                 None => self.draw(&mut sampler, work, j as u64),
             };
-            let update = self.step_update(work, &batch, distill)?;
+            let update = self.part_update(work, &batch, distill).map_err(Failure::Other)?;
             samples += update.samples;
             sums.add(&update.losses);
             let lr = learning_rate(&self.config.train, work.first_step as usize + j);
@@ -246,25 +233,19 @@ impl RoundStart {
         RoundStart { variables: copy(model.variables()), optimizer: copy(optimizer.state_tensors()) }
     }
 
-    /// Back to the start: every variable and the optimizer state.
-    fn restore(&self, model: &dmtl_core::model::Model, optimizer: &mut Optimizer) {
+    /// Back to the start: every variable of the model.
+    fn restore_weights(&self, model: &dmtl_core::model::Model) {
         // The same model's own tensors: these cannot mismatch.
         if let Err(e) = model.load_tensors(&self.variables) {
             tracing::error!(error = %e, "restoring the round's start weights");
         }
+    }
+
+    /// Back to the start: every variable and the optimizer state.
+    fn restore(&self, model: &dmtl_core::model::Model, optimizer: &mut Optimizer) {
+        self.restore_weights(model);
         if let Err(e) = optimizer.load_state_tensors(&self.optimizer, &model.parameters()) {
             tracing::error!(error = %e, "restoring the round's start optimizer state");
         }
     }
-}
-
-/// Puts the model's parameters back to `start` (before the merged delta is added).
-fn restore_parameters(model: &dmtl_core::model::Model, start: &BTreeMap<String, Tensor>) {
-    tch::no_grad(|| {
-        for (name, p) in model.parameters() {
-            if let Some(s) = start.get(&name) {
-                p.shallow_clone().copy_(s);
-            }
-        }
-    });
 }
