@@ -38,7 +38,7 @@ fn main() {
     let model = Model::new(&ModelConfig::default(), 7, Device::Cpu, 0);
     let mut opt = Optimizer::new(&TrainConfig::default());
     let losses = Losses { seg: true, depth: true, ..Default::default() };
-    let distill = DistillParams { weight: 1.0, temperature: 2.0 };
+    let distill = DistillParams::uniform(1.0, 2.0);
     let (mut t_update, mut t_apply) = (0.0, 0.0);
     for i in 0..steps + 5 {
         let t0 = Instant::now();

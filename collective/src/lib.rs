@@ -16,7 +16,6 @@ pub mod merge;
 #[cfg(feature = "nccl")]
 pub mod nccl;
 pub mod plane;
-pub mod state;
 pub mod sync;
 pub mod wait;
 

@@ -11,13 +11,13 @@ use common::*;
 use dmtl_collective::backend::Backend;
 use dmtl_collective::group::{Membership, UniqueId};
 use dmtl_collective::local::local_group;
-use dmtl_collective::state::{encode_state, load_state};
 use dmtl_collective::sync::broadcast_teacher;
 use dmtl_collective::CollectiveError;
-use dmtl_core::config::{TeacherKind, TrainConfig};
+use dmtl_core::config::{DistillConfig, TeacherKind, TrainConfig};
 use dmtl_core::method::Teacher;
 use dmtl_core::model::Model;
 use dmtl_core::optim::Optimizer;
+use dmtl_core::train::state_bytes::{encode_state, load_state};
 use dmtl_core::train::{apply, merge};
 use tch::{Device, Tensor};
 
@@ -28,7 +28,7 @@ fn max_diff(a: &Model, b: &Model) -> f64 {
 
 fn teacher_of(m: &Model) -> Teacher {
     let config = dmtl_core::config::ModelConfig { width: 4, blocks: vec![1, 1], decoder_ratio: 1.0 };
-    Teacher::new(m, &config, TeacherKind::Ema, 0.9)
+    Teacher::new(m, &config, &DistillConfig { teacher: TeacherKind::Ema, ema_decay: 0.9, ..Default::default() })
 }
 
 /// A model, its optimizer after one step, and a teacher refreshed at step 7.
@@ -66,7 +66,7 @@ fn the_training_state_travels_as_one_buffer_and_a_bad_one_changes_nothing() {
     let nan = model(1);
     nan.load_tensors(&poisoned).unwrap();
     let bad = encode_state(&nan, &opt, None).unwrap();
-    let e = load_state(&bad, &third, &mut third_opt, None).unwrap_err();
+    let e = load_state(&bad, &third, &mut third_opt, None).unwrap_err().to_string();
     assert!(e.contains(&name) && e.contains("NaN"), "{e}");
     assert_eq!(max_diff(&third, &before), 0.0);
     assert!(third_opt.state_tensors().is_empty());

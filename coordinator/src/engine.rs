@@ -5,14 +5,14 @@
 //! run directory exactly as `dmtl train` does. It never runs on the async
 //! runtime: the RPC handlers reach it through [`EngineMsg`]s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dmtl_core::checkpoint;
-use dmtl_core::config::{Config, MethodKind};
+use dmtl_core::config::Config;
 use dmtl_core::data::Sample;
 use dmtl_core::method::{PartPlan, StepPlan};
 use dmtl_core::metrics::EvalMetrics;
@@ -67,18 +67,6 @@ pub enum EngineEnd {
 /// The images per step of each of `n` workers sharing `count` (at least one each).
 pub fn split_count(count: usize, n: usize) -> Vec<usize> {
     (0..n).map(|i| (count / n + usize::from(i < count % n)).max(1)).collect()
-}
-
-/// The steps of the round starting at `step`: at most `local_steps`, never
-/// past the end, and never across a phase boundary (where the plan changes
-/// or the teacher refreshes).
-pub fn round_steps(config: &Config, step: usize, local_steps: usize) -> usize {
-    let mut n = local_steps.min(config.train.steps - step).max(1);
-    if !matches!(config.method.kind, MethodKind::Full | MethodKind::Half) {
-        let every = config.method.switch_every;
-        n = n.min(every - step % every);
-    }
-    n
 }
 
 fn verdict_reason(v: UpdateVerdict, round: u64, open: Option<u64>) -> String {
@@ -271,7 +259,7 @@ impl Engine {
                 self.merger.begin_step(); // nccl plane: each worker refreshes its own teacher
             }
             let plan = self.merger.plan();
-            let steps = round_steps(&self.config, step, self.config.distributed.local_steps);
+            let steps = self.merger.schedule().round_steps(step, self.config.distributed.local_steps, total);
             if self.merger.version() != weights_published {
                 self.publish_weights(round)?;
                 weights_published = self.merger.version();
@@ -284,7 +272,7 @@ impl Engine {
                 teacher_published = self.merger.teacher_version();
             }
             // nccl plane: every task's workers are in every round (one group, one optimizer step).
-            let active = if self.nccl.is_some() { tasks_of(&self.config) } else { Task::active_in(&plan) };
+            let active = if self.nccl.is_some() { Task::trained_by(self.merger.schedule()) } else { Task::active_in(&plan) };
             let crossed_at = |done: usize, every: usize| (done / every) != (step / every) || done == total;
             let want_state = self.nccl.as_ref().is_some_and(|p| p.pending_state)
                 || crossed_at(step + steps, self.config.train.eval_every)
@@ -475,17 +463,12 @@ impl Engine {
                     UpdateKind::WeightDelta => MergeMode::WeightDelta { steps },
                     _ => MergeMode::Gradients,
                 };
-                let (losses, samples) = self.merger.apply_merged(&ordered, mode)?;
+                let (losses, samples) = self
+                    .merger
+                    .apply_merged(&ordered, mode)
+                    .map_err(|e| TrainError::at_step(step + steps, e))?;
                 (losses, samples, ordered.len())
             };
-            if !losses.total.is_finite() {
-                let err = TrainError::Diverged {
-                    step: self.merger.step(),
-                    loss: losses.total,
-                    losses: serde_json::to_string(&losses).unwrap_or_default(),
-                };
-                return Err(err);
-            }
             // Draws continue after what this round's workers took from each pool.
             for (part, n) in &per_part {
                 let counts = split_count(part.count, (*n).max(1));
@@ -501,7 +484,7 @@ impl Engine {
             if let Some(plane) = self.nccl.as_mut() {
                 if want_state {
                     let loaded = match state_bytes.take() {
-                        Some(bytes) => self.merger.load_training_state(&bytes),
+                        Some(bytes) => self.merger.load_training_state(&bytes).map_err(|e| e.to_string()),
                         None => Err("rank 0 did not push it".to_string()),
                     };
                     match loaded {
@@ -615,12 +598,4 @@ impl Engine {
             .emit(&mut st, EventKind::CheckpointWritten { path: path.display().to_string(), round, step: step as u64 });
         Ok(path)
     }
-}
-
-/// The tasks that a run's method trains, for registration checks and docs.
-pub fn tasks_of(config: &Config) -> BTreeSet<Task> {
-    let s = dmtl_core::method::Schedule::new(&config.method, &config.distill, config.train.batch_size);
-    let mut tasks = Task::active_in(&s.plan(0));
-    tasks.extend(Task::active_in(&s.plan(config.method.switch_every)));
-    tasks
 }

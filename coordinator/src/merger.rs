@@ -9,22 +9,13 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use dmtl_core::checkpoint::Checkpoint;
-use dmtl_core::config::{Config, TeacherKind};
+use dmtl_core::config::Config;
 use dmtl_core::method::{Schedule, StepPlan};
-use dmtl_core::optim::learning_rate;
 use dmtl_core::tensor_io::TensorIoError;
 use dmtl_core::train::wire::{self, UpdateError};
-use dmtl_core::train::{apply, apply_delta, merge, LossValues, StepError, TrainError, TrainingState, Update};
+use dmtl_core::train::{merge, LossValues, StateError, StepError, TrainError, TrainingState, Update};
 
-/// How a round's updates change the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MergeMode {
-    /// Gradients of one step (`local_steps = 1`): the coordinator's optimizer
-    /// applies their merge.
-    Gradients,
-    /// Weight deltas of `steps` local steps: their merge is added to the weights.
-    WeightDelta { steps: usize },
-}
+pub use dmtl_core::train::MergeMode;
 
 /// The coordinator-side training state of a run.
 pub struct Merger {
@@ -38,7 +29,7 @@ pub struct Merger {
 impl Merger {
     /// A fresh run: weights from the config's seed, as `dmtl train` would start.
     pub fn new(config: &Config, device: tch::Device) -> Merger {
-        let schedule = Schedule::new(&config.method, &config.distill, config.train.batch_size);
+        let schedule = Schedule::of(config);
         Merger { config: config.clone(), schedule, state: TrainingState::new(config, device), version: 0 }
     }
 
@@ -60,6 +51,11 @@ impl Merger {
         self.version
     }
 
+    /// The run's schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
     /// The plan of the next step. Call [`Merger::begin_step`] before publishing it.
     pub fn plan(&self) -> StepPlan {
         self.schedule.plan(self.step())
@@ -69,15 +65,8 @@ impl Merger {
     /// teacher at a phase boundary, a `round` teacher every round). Returns
     /// whether the teacher changed, i.e. must be broadcast again.
     pub fn begin_step(&mut self) -> bool {
-        let plan = self.plan();
         let step = self.step();
-        match (&mut self.state.teacher, plan.refresh_teacher) {
-            (Some(t), true) => {
-                t.refresh(&self.state.model, step);
-                true
-            }
-            _ => false,
-        }
+        self.state.begin_step(&self.schedule, step)
     }
 
     /// The current weights as a snapshot (safetensors bytes with the version).
@@ -108,31 +97,12 @@ impl Merger {
     }
 
     /// Merges the round's updates (in the given order) and applies them as
-    /// `mode` says; updates the EMA teacher; publishes the next version.
-    /// Returns the merged losses and the images that contributed.
+    /// `mode` says (through [`TrainingState::apply_step`], as `dmtl train`
+    /// does); publishes the next version. Returns the merged losses and the
+    /// images that contributed. A diverged merge changes nothing.
     pub fn apply_merged(&mut self, updates: &[Update], mode: MergeMode) -> Result<(LossValues, usize), StepError> {
         let merged = merge(&updates.iter().collect::<Vec<_>>())?;
-        let step = self.step();
-        let steps = match mode {
-            MergeMode::Gradients => {
-                let lr = learning_rate(&self.config.train, step);
-                apply(&self.state.model, &mut self.state.optimizer, &merged, lr);
-                1
-            }
-            MergeMode::WeightDelta { steps } => {
-                apply_delta(&self.state.model, &merged);
-                steps
-            }
-        };
-        if let Some(t) = self.state.teacher.as_mut() {
-            if self.config.distill.teacher == TeacherKind::Ema {
-                t.ema_update(&self.state.model, step + steps);
-            }
-        }
-        self.state.state.step = step + steps;
-        self.state.state.images_seen += merged.samples as u64;
-        self.state.state.last_losses = Some(merged.losses.clone());
-        self.state.state.loss_sums.add(&merged.losses);
+        self.state.apply_step(&self.config.train, &merged, mode)?;
         self.version += 1;
         Ok((merged.losses, merged.samples))
     }
@@ -140,25 +110,19 @@ impl Merger {
     /// nccl plane: counts a round that the workers merged and applied among
     /// themselves (the model here is unchanged until their state is loaded).
     pub fn advance(&mut self, steps: usize, samples: usize, losses: &LossValues) {
-        let s = &mut self.state.state;
-        s.step += steps;
-        s.images_seen += samples as u64;
-        s.last_losses = Some(losses.clone());
-        s.loss_sums.add(losses);
+        self.state.count_step(steps, samples, losses);
     }
 
     /// nccl plane: the model, optimizer state and teacher as one buffer
     /// (what a group without a member holding the run's state loads).
     pub fn training_state(&self) -> Result<Vec<u8>, TensorIoError> {
-        let s = &self.state;
-        dmtl_collective::state::encode_state(&s.model, &s.optimizer, s.teacher.as_ref())
+        self.state.encode_bytes()
     }
 
     /// nccl plane: loads a worker's training state (checked first; nothing
     /// changes on an error) and publishes it as the next version.
-    pub fn load_training_state(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let s = &mut self.state;
-        dmtl_collective::state::load_state(bytes, &s.model, &mut s.optimizer, s.teacher.as_mut())?;
+    pub fn load_training_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        self.state.load_bytes(bytes)?;
         self.version += 1;
         Ok(())
     }

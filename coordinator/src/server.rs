@@ -130,8 +130,7 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
         merger = Merger::resume(config, device, &ckpt, &path)?;
     }
 
-    let schedule = Schedule::new(&config.method, &config.distill, config.train.batch_size);
-    let pools = TaskPools::from_plans(&split, [&schedule.plan(0), &schedule.plan(config.method.switch_every)])
+    let pools = TaskPools::from_plans(&split, &merger.schedule().phase_plans())
         .map_err(|e| CoordinatorError::Start(e.to_string()))?;
     let d = &config.distributed;
     let scheduler = Scheduler::new(
@@ -181,13 +180,7 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
 
 /// Rounds of the whole run: one per step with `local_steps = 1`, fewer with local SGD.
 pub fn total_rounds(config: &Config) -> u64 {
-    let mut step = 0;
-    let mut rounds = 0;
-    while step < config.train.steps {
-        step += crate::engine::round_steps(config, step, config.distributed.local_steps);
-        rounds += 1;
-    }
-    rounds
+    Schedule::of(config).rounds(config.distributed.local_steps, config.train.steps)
 }
 
 impl Coordinator {

@@ -17,7 +17,7 @@ use dmtl_core::data::sampler::Sampler;
 use dmtl_core::data::synthetic::{generate, SyntheticSpec};
 use dmtl_core::method::{Pool, Schedule};
 use dmtl_core::model::Model;
-use dmtl_core::train::trainer::RunData;
+use dmtl_core::train::RunData;
 use dmtl_core::train::wire::{encode_update, load_weights};
 use dmtl_core::train::{compute_update, train, DistillParams, Silent};
 use tch::Device;
@@ -45,7 +45,7 @@ impl Worker {
         let loader = Loader::spawn(LoaderSpec {
             samples: data.train.clone(),
             sampler: Sampler::new(cfg.seed, pools),
-            schedule: Schedule::new(&cfg.method, &cfg.distill, cfg.train.batch_size),
+            schedule: Schedule::of(cfg),
             steps: 0..STEPS,
             draws: Default::default(),
             augment: cfg.data.augment.clone(),
@@ -94,8 +94,8 @@ fn distributed_matches_single_process(method: &str, teacher: &str) {
     let (cfg, single, data) = (&reference.cfg, &reference.single, &reference.data);
     let mut merger = Merger::new(cfg, Device::Cpu);
     let mut workers = [Worker::new(cfg, data, Pool::Seg), Worker::new(cfg, data, Pool::Depth)];
-    let distill = DistillParams { weight: cfg.distill.weight, temperature: cfg.distill.temperature };
-    for _ in 0..STEPS {
+    for s in 0..STEPS {
+        let distill = DistillParams::of(cfg, s);
         merger.begin_step();
         let plan = merger.plan();
         let weights = merger.weights().unwrap();
@@ -155,7 +155,7 @@ fn nccl_replicas_match_single_process(method: &str, teacher: &str) {
     let reference = single_process(method, teacher);
     let (cfg, single, data) = (&reference.cfg, &reference.single, &reference.data);
     // Each worker's batches of every step, drawn up front (the loaders as in the grpc test).
-    let schedule = Schedule::new(&cfg.method, &cfg.distill, cfg.train.batch_size);
+    let schedule = Schedule::of(cfg);
     let batches: Vec<Vec<_>> = [Pool::Seg, Pool::Depth]
         .into_iter()
         .map(|pool| {
@@ -168,7 +168,6 @@ fn nccl_replicas_match_single_process(method: &str, teacher: &str) {
                 .collect()
         })
         .collect();
-    let distill = DistillParams { weight: cfg.distill.weight, temperature: cfg.distill.temperature };
     let group = local_group(2, std::time::Duration::from_secs(120));
     let replicas: Vec<BTreeMap<String, tch::Tensor>> = std::thread::scope(|s| {
         let handles: Vec<_> = group
@@ -178,7 +177,8 @@ fn nccl_replicas_match_single_process(method: &str, teacher: &str) {
                 s.spawn(move || {
                     let mut replica = Merger::new(cfg, Device::Cpu);
                     let layout = MergeLayout::of(&replica.state().model);
-                    for batch in &mine {
+                    for (s, batch) in mine.iter().enumerate() {
+                        let distill = DistillParams::of(cfg, s);
                         replica.begin_step();
                         let plan = replica.plan();
                         let pool = if c.rank() == 0 { Pool::Seg } else { Pool::Depth };

@@ -15,7 +15,7 @@ use dmtl_core::data::loader::draw_batch;
 use dmtl_core::data::sampler::Sampler;
 use dmtl_core::data::synthetic::{generate, SyntheticSpec};
 use dmtl_core::method::{Losses, PartPlan, Pool};
-use dmtl_core::train::trainer::RunData;
+use dmtl_core::train::RunData;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -71,7 +71,7 @@ fn main() {
         ("bf16+channels-last", Compute { precision: Precision::Bf16, channels_last: true }),
     ];
     let losses = Losses { seg: true, depth: true, ..Default::default() };
-    let distill = DistillParams { weight: 1.0, temperature: 2.0 };
+    let distill = DistillParams::uniform(1.0, 2.0);
     let step = |model: &Model, opt: &mut Optimizer, batch: &Batch| {
         let u = compute_update(model, batch, &losses, distill, None).expect("a full batch");
         apply(model, opt, &merge(&[&u]).expect("one update"), 1e-3);

@@ -11,7 +11,7 @@ use tch::Tensor;
 use crate::config::Config;
 use crate::data::sampler::DrawCounters;
 use crate::tensor_io::{self, write_atomic};
-use crate::train::LossValues;
+use crate::losses::{LossSums, LossValues};
 
 /// The checkpoint format this build writes and reads.
 pub const CHECKPOINT_FORMAT: u32 = 1;
@@ -46,7 +46,7 @@ pub struct TrainState {
     pub loader: LoaderStats,
     /// Train-loss sums since the last evaluation.
     #[serde(default)]
-    pub loss_sums: crate::train::step::LossSums,
+    pub loss_sums: LossSums,
 }
 
 /// How the background loader kept up (summed over steps).

@@ -8,7 +8,7 @@ use dmtl_core::data::loader::draw_batch;
 use dmtl_core::data::sampler::Sampler;
 use dmtl_core::data::synthetic::{generate, SyntheticSpec};
 use dmtl_core::method::{Pool, Schedule};
-use dmtl_core::train::trainer::RunData;
+use dmtl_core::train::RunData;
 
 #[test]
 fn a_batch_augmented_on_several_threads_equals_the_one_augmented_on_one() {
@@ -19,7 +19,7 @@ fn a_batch_augmented_on_several_threads_equals_the_one_augmented_on_one() {
     config.train.batch_size = 10;
     config.data.augment.max_scale = 1.5; // scale-crop and flip both drawn
     let run = RunData::load(&config).unwrap();
-    let schedule = Schedule::new(&config.method, &config.distill, config.train.batch_size);
+    let schedule = Schedule::of(&config);
     let pools: BTreeMap<Pool, _> = [Pool::Seg, Pool::Depth].map(|p| (p, run.split.pool(p))).into();
 
     for step in 0..3u64 {

@@ -13,13 +13,12 @@ use dmtl_core::data::dataset::{index_split, load_indices};
 use dmtl_core::data::loader::draw_batch;
 use dmtl_core::data::sampler::Sampler;
 use dmtl_core::data::{Sample, Split};
-use dmtl_core::method::{PartPlan, Teacher};
-use dmtl_core::model::Model;
-use dmtl_core::optim::{learning_rate, Optimizer};
+use dmtl_core::method::{PartPlan, Schedule};
 use dmtl_core::train::wire::{encode_update, load_weights};
-use dmtl_core::train::{apply, compute_update, weight_delta, Batch, DistillParams, LossValues, Update};
+use dmtl_core::train::{check_finite, compute_update, Batch, DistillParams, LossValues, TrainingState, Update};
 use tokio::sync::oneshot;
 
+mod local;
 mod nccl;
 pub use nccl::{NcclOutcome, NcclStep};
 
@@ -121,11 +120,11 @@ impl TrainerHandle {
                             let _ = reply.send(state.set_shard(indices));
                         }
                         Job::Weights { bytes, reply } => {
-                            let r = load_weights(&bytes, &state.model).map(|_| ()).map_err(|e| e.to_string());
+                            let r = load_weights(&bytes, &state.ts.model).map(|_| ()).map_err(|e| e.to_string());
                             let _ = reply.send(r);
                         }
                         Job::Teacher { bytes, reply } => {
-                            let r = match &state.teacher {
+                            let r = match &state.ts.teacher {
                                 Some(t) => load_weights(&bytes, &t.model).map(|_| ()).map_err(|e| e.to_string()),
                                 None => Err("this method has no teacher".into()),
                             };
@@ -136,14 +135,7 @@ impl TrainerHandle {
                         }
                         Job::Prepare { work } => state.prepare(&work),
                         Job::State { bytes, reply } => {
-                            let s = &mut state;
-                            let r = dmtl_collective::state::load_state(
-                                &bytes,
-                                &s.model,
-                                &mut s.optimizer,
-                                s.teacher.as_mut(),
-                            );
-                            let _ = reply.send(r);
+                            let _ = reply.send(state.ts.load_bytes(&bytes).map_err(|e| e.to_string()));
                         }
                         Job::Nccl { step, reply } => {
                             let _ = reply.send(state.nccl_step(&step));
@@ -175,10 +167,10 @@ struct State {
     index: CityscapesIndex,
     images: HashMap<usize, Sample>,
     shard: Vec<usize>,
-    model: Model,
-    teacher: Option<Teacher>,
-    /// The local optimizer of local-SGD rounds (kept across rounds).
-    optimizer: Optimizer,
+    /// Model, teacher, and the local optimizer of local-SGD and nccl rounds
+    /// (kept across rounds).
+    ts: TrainingState,
+    schedule: Schedule,
     /// The first batch of a round, built ahead: (round, batch).
     prepared: Option<(u64, dmtl_core::train::Batch)>,
     /// The nccl plane's communicator and merge layout.
@@ -199,22 +191,14 @@ impl State {
                 index.len()
             ));
         }
-        let model = Model::new(&config.model, config.data.classes.num_classes(), device, config.seed)
-            .with_compute(dmtl_core::model::Compute::of(&config.train));
-        let teacher = config
-            .method
-            .kind
-            .uses_teacher()
-            .then(|| Teacher::new(&model, &config.model, config.distill.teacher, config.distill.ema_decay));
         Ok(State {
-            optimizer: Optimizer::new(&config.train),
+            ts: TrainingState::new(&config, device),
+            schedule: Schedule::of(&config),
             config,
             device,
             index,
             images: HashMap::new(),
             shard: Vec::new(),
-            model,
-            teacher,
             prepared: None,
             nccl: Default::default(),
         })
@@ -271,58 +255,47 @@ impl State {
         Ok(self.shard.len())
     }
 
-    /// This worker's update of one step: its part's gradients, or why it failed
-    /// (a diverged loss included). Both data planes train through it.
-    fn part_update(&self, work: &RoundWork, batch: &Batch, distill: DistillParams) -> Result<Update, String> {
-        let teacher = self.teacher.as_ref().map(|t| &t.model);
-        let u = compute_update(&self.model, batch, &work.part.losses, distill, teacher).map_err(|e| e.to_string())?;
-        if !u.losses.total.is_finite() {
-            return Err(format!("training diverged in round {}: the loss is {}", work.round, u.losses.total));
-        }
+    /// The first batch of `work` if [`Job::Prepare`] built it ahead.
+    fn take_prepared(&mut self, work: &RoundWork) -> Option<Batch> {
+        self.prepared.take().filter(|(round, _)| *round == work.round).map(|(_, b)| b)
+    }
+
+    /// This worker's update of step `step`: its part's gradients, or why it
+    /// failed (a diverged loss included). Both data planes train through it.
+    fn part_update(&self, work: &RoundWork, batch: &Batch, step: usize) -> Result<Update, String> {
+        let teacher = self.ts.teacher.as_ref().map(|t| &t.model);
+        let distill = DistillParams::of(&self.config, step);
+        let u =
+            compute_update(&self.ts.model, batch, &work.part.losses, distill, teacher).map_err(|e| e.to_string())?;
+        check_finite(&u).map_err(|e| format!("training diverged in round {}: {e}", work.round))?;
         Ok(u)
     }
 
+    /// A grpc-plane round: one step's gradients, or (local SGD) the weight
+    /// delta of the round's steps, encoded for the push.
     fn train(&mut self, work: &RoundWork) -> Result<RoundResult, String> {
         if self.shard.is_empty() {
             return Err("no shard assigned".into());
         }
         let started = Instant::now();
-        let mut sampler = self.sampler(work);
-        let mut prepared = self.prepared.take().filter(|(round, _)| *round == work.round).map(|(_, b)| b);
-        let distill =
-            DistillParams { weight: self.config.distill.weight, temperature: self.config.distill.temperature };
-        let start: Option<BTreeMap<String, tch::Tensor>> = (work.kind == PushKind::WeightDelta)
-            .then(|| self.model.parameters().iter().map(|(n, p)| (n.clone(), p.detach().copy())).collect());
-        let mut sums = dmtl_core::train::step::LossSums::default();
-        let mut samples = 0usize;
-        let mut last = None;
-        for j in 0..u64::from(work.steps) {
-            let batch = match prepared.take() {
-                Some(b) if j == 0 => b,
-                _ => self.draw(&mut sampler, work, j),
-            };
-            let update = self.part_update(work, &batch, distill)?;
-            samples += update.samples;
-            sums.add(&update.losses);
-            if work.kind == PushKind::WeightDelta {
-                let lr = learning_rate(&self.config.train, (work.first_step + j) as usize);
-                apply(&self.model, &mut self.optimizer, &update, lr);
-            } else {
-                last = Some(update);
+        let prepared = self.take_prepared(work);
+        let update = match work.kind {
+            PushKind::Gradients => {
+                let batch = match prepared {
+                    Some(b) => b,
+                    None => self.draw(&mut self.sampler(work), work, 0),
+                };
+                self.part_update(work, &batch, work.first_step as usize)?
             }
-        }
-        let update = match (work.kind, last, start) {
-            (PushKind::Gradients, Some(u), _) => u,
-            (PushKind::WeightDelta, _, Some(start)) => weight_delta(&self.model, &start, samples, sums.take()),
-            _ => return Err("a round without steps".into()),
+            PushKind::WeightDelta => self.local_steps(work, prepared, false)?.0,
         };
         let payload = encode_update(&update).map_err(|e| e.to_string())?;
         let elapsed = started.elapsed().as_secs_f64();
         Ok(RoundResult {
             payload,
             samples: update.samples as u64,
+            images_per_s: if elapsed > 0.0 { update.samples as f64 / elapsed } else { 0.0 },
             losses: update.losses,
-            images_per_s: if elapsed > 0.0 { samples as f64 / elapsed } else { 0.0 },
         })
     }
 }

@@ -5,22 +5,42 @@ use dmtl_core::config::ModelConfig;
 use dmtl_core::method::Losses;
 use dmtl_core::model::Model;
 use dmtl_core::train::{compute_update, Batch, DistillParams, Update};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 pub const CLASSES: usize = 3;
-pub const DISTILL: DistillParams = DistillParams { weight: 0.5, temperature: 2.0 };
+pub const DISTILL: DistillParams = DistillParams::uniform(0.5, 2.0);
 
 pub fn model(seed: u64) -> Model {
     Model::new(&ModelConfig { width: 4, blocks: vec![1, 1], decoder_ratio: 1.0 }, CLASSES, Device::Cpu, seed)
 }
 
-/// A batch of `n` images with both labels (a part's losses pick what it uses).
+/// `len` numbers in [0, 1) that depend only on `seed` and `stream` (splitmix64).
+/// Not libtorch's global generator: the tests of one binary run on parallel
+/// threads, and a `manual_seed` of one would change the draws of another.
+fn uniform(seed: i64, stream: u64, len: usize) -> Vec<f32> {
+    let mut x = (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
+/// A batch of `n` images with both labels (a part's losses pick what it uses),
+/// the same for the same `(n, seed)` on any thread.
 pub fn batch(n: i64, seed: i64) -> Batch {
-    tch::manual_seed(seed);
+    let pixels = (n * 8 * 8) as usize;
+    let images: Vec<f32> = uniform(seed, 1, 3 * pixels).into_iter().map(|u| (u - 0.5) * 3.4).collect();
+    let seg: Vec<i64> = uniform(seed, 2, pixels).into_iter().map(|u| (u * CLASSES as f32) as i64).collect();
+    let depth: Vec<f32> = uniform(seed, 3, pixels).into_iter().map(|u| u + 0.5).collect();
     Batch {
-        images: Tensor::randn([n, 3, 8, 8], (Kind::Float, Device::Cpu)),
-        seg: Some(Tensor::randint(CLASSES as i64, [n, 8, 8], (Kind::Int64, Device::Cpu))),
-        depth: Some(Tensor::rand([n, 1, 8, 8], (Kind::Float, Device::Cpu)) + 0.5),
+        images: Tensor::from_slice(&images).reshape([n, 3, 8, 8]),
+        seg: Some(Tensor::from_slice(&seg).reshape([n, 8, 8])),
+        depth: Some(Tensor::from_slice(&depth).reshape([n, 1, 8, 8])),
     }
 }
 
@@ -42,7 +62,7 @@ pub fn methods() -> Vec<(&'static str, Vec<(Losses, i64)>)> {
     ]
 }
 
-/// Each worker's images of one step (made up front: `tch::manual_seed` is global).
+/// Each worker's images of one step.
 pub fn batches(workers: &[(Losses, i64)], seed: i64) -> Vec<Batch> {
     workers.iter().enumerate().map(|(i, (_, n))| batch(*n, seed * 100 + i as i64)).collect()
 }

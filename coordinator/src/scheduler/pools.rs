@@ -33,7 +33,7 @@ impl TaskPools {
 
     /// The pools of the tasks of `plans` (each part's task and its pool in
     /// `split`). Give the plans of one step of every phase, e.g.
-    /// `schedule.plan(0)` and `schedule.plan(switch_every)`, so that the
+    /// `schedule.phase_plans()`, so that the
     /// depth phase of `alternate` is seen too. Two parts of one task on
     /// different pools are an error.
     pub fn from_plans<'a>(

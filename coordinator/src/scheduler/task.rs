@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use dmtl_core::method::{PartPlan, Pool, StepPlan};
+use dmtl_core::method::{PartPlan, Pool, Schedule, StepPlan};
 
 /// A worker's id, handed out by registration. Ids increase and are never
 /// reused: a worker that comes back after being lost registers again and gets
@@ -74,6 +74,12 @@ impl Task {
     /// the scheduler itself knows no method.
     pub fn active_in(plan: &StepPlan) -> BTreeSet<Task> {
         plan.parts.iter().map(Task::of_part).collect()
+    }
+
+    /// Every task a method trains in some phase: the tasks a run needs
+    /// workers for.
+    pub fn trained_by(schedule: &Schedule) -> BTreeSet<Task> {
+        schedule.phase_plans().iter().flat_map(Task::active_in).collect()
     }
 }
 

@@ -215,17 +215,36 @@ impl TeacherKind {
 #[serde(deny_unknown_fields, default)]
 pub struct DistillConfig {
     pub teacher: TeacherKind,
-    /// λ, the weight of the distillation loss.
+    /// λ, the weight of both distillation terms unless `seg_weight` or
+    /// `depth_weight` says otherwise.
     pub weight: f64,
-    /// T, the softmax temperature of the segmentation distillation.
+    /// The weight of the segmentation distillation term (default: `weight`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seg_weight: Option<f64>,
+    /// The weight of the depth distillation term (default: `weight`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth_weight: Option<f64>,
+    /// Steps over which the weights ramp up linearly from the first step that
+    /// distils (0: full weight at once).
+    pub ramp_steps: usize,
+    /// T, the softmax temperature of the segmentation distillation (whose
+    /// loss includes the factor T², so its gradients keep their scale).
     pub temperature: f64,
-    /// Decay of the `ema` teacher.
+    /// Decay of the `ema` teacher (warmed up as min(decay, (1+t)/(10+t))).
     pub ema_decay: f64,
 }
 
 impl Default for DistillConfig {
     fn default() -> Self {
-        DistillConfig { teacher: TeacherKind::Phase, weight: 1.0, temperature: 2.0, ema_decay: 0.99 }
+        DistillConfig {
+            teacher: TeacherKind::Phase,
+            weight: 1.0,
+            seg_weight: None,
+            depth_weight: None,
+            ramp_steps: 0,
+            temperature: 2.0,
+            ema_decay: 0.99,
+        }
     }
 }
 

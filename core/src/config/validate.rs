@@ -58,6 +58,12 @@ pub fn validate(c: &Config) -> R {
 
     let s = &c.distill;
     finite_in("distill.weight", s.weight, 0.0, 1e6, true)?;
+    if let Some(w) = s.seg_weight {
+        finite_in("distill.seg_weight", w, 0.0, 1e6, true)?;
+    }
+    if let Some(w) = s.depth_weight {
+        finite_in("distill.depth_weight", w, 0.0, 1e6, true)?;
+    }
     check(s.temperature.is_finite() && s.temperature > 0.0, "distill.temperature", || {
         format!("must be > 0 (got {})", s.temperature)
     })?;

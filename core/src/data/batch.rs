@@ -3,7 +3,35 @@
 use tch::Tensor;
 
 use super::Sample;
-use crate::train::Batch;
+
+/// Images and the labels a batch part may use, on the model's device.
+#[derive(Debug)]
+pub struct Batch {
+    /// `[B, 3, H, W]`, normalised.
+    pub images: Tensor,
+    /// `[B, H, W]` int64 class indices (255 = ignore), when seg labels may be used.
+    pub seg: Option<Tensor>,
+    /// `[B, 1, H, W]` float, 0 = invalid, when depth labels may be used.
+    pub depth: Option<Tensor>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.images.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn to_device(&self, device: tch::Device) -> Batch {
+        Batch {
+            images: self.images.to_device(device),
+            seg: self.seg.as_ref().map(|t| t.to_device(device)),
+            depth: self.depth.as_ref().map(|t| t.to_device(device)),
+        }
+    }
+}
 
 /// ImageNet statistics, used to normalise images.
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];

@@ -85,6 +85,14 @@ impl LabelSet {
         }
     }
 
+    /// The class index of sky (train id 10, category 4): never any depth.
+    pub fn sky_class(self) -> u8 {
+        match self {
+            LabelSet::TrainIds19 => 10,
+            LabelSet::Categories7 => 4,
+        }
+    }
+
     /// Maps a Cityscapes id (as stored in `*_labelIds.png`) to a class index,
     /// or [`IGNORE`] for ids that are not trained (including unknown ids).
     pub fn class_of_id(self, id: u8) -> u8 {

@@ -15,7 +15,7 @@ use super::sampler::{DrawCounters, Sampler};
 use super::{DepthTarget, Sample};
 use crate::config::AugmentConfig;
 use crate::method::{PartPlan, Schedule, StepPlan};
-use crate::train::Batch;
+use super::batch::Batch;
 
 /// The batches of one step, one per plan part (`None` for a part whose pool
 /// this loader does not serve, e.g. the other task's half on a worker).

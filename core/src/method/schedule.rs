@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DistillConfig, MethodConfig, MethodKind, TeacherKind};
+use crate::config::{Config, DistillConfig, MethodConfig, MethodKind, TeacherKind};
 
 /// The pool of training images a batch part is drawn from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,6 +91,70 @@ impl Schedule {
         Schedule { kind: method.kind, switch_every: method.switch_every, teacher: distill.teacher, batch_size }
     }
 
+    /// The schedule of a run's config.
+    pub fn of(config: &Config) -> Self {
+        Schedule::new(&config.method, &config.distill, config.train.batch_size)
+    }
+
+    /// Whether the plan changes with the step at all (`false` for `full` and `half`).
+    fn has_phases(&self) -> bool {
+        !matches!(self.kind, MethodKind::Full | MethodKind::Half)
+    }
+
+    /// The plans of one step of every kind of phase the method has (the
+    /// segmentation and the depth phase of `alternate`, one plan for `full`),
+    /// with distillation on where the method distils: every part that ever
+    /// trains, e.g. to find the tasks and image pools of a run.
+    pub fn phase_plans(&self) -> Vec<StepPlan> {
+        if self.has_phases() {
+            vec![self.plan(2 * self.switch_every), self.plan(self.switch_every)]
+        } else {
+            vec![self.plan(0)]
+        }
+    }
+
+    /// Steps from `step` to the next step whose plan differs (a new phase),
+    /// `None` when the plan never changes.
+    pub fn steps_until_change(&self, step: usize) -> Option<usize> {
+        self.has_phases().then(|| self.switch_every - step % self.switch_every)
+    }
+
+    /// The steps of the round starting at `step` of `total`: at most
+    /// `local_steps`, at least one, never past the end, and never across a
+    /// phase boundary (where the plan changes or the teacher refreshes).
+    pub fn round_steps(&self, step: usize, local_steps: usize, total: usize) -> usize {
+        let n = local_steps.min(total.saturating_sub(step)).max(1);
+        self.steps_until_change(step).map_or(n, |left| n.min(left))
+    }
+
+    /// The rounds of a whole run of `total` steps (one per step with `local_steps = 1`).
+    pub fn rounds(&self, local_steps: usize, total: usize) -> u64 {
+        let (mut step, mut rounds) = (0, 0);
+        while step < total {
+            step += self.round_steps(step, local_steps, total);
+            rounds += 1;
+        }
+        rounds
+    }
+
+    /// The first step whose plan distils (distillation of a task starts once
+    /// the teacher has been trained on it: after the first phase).
+    pub fn distill_start(&self) -> usize {
+        self.switch_every
+    }
+
+    /// Whether the teacher is replaced by the student before step `step`:
+    /// `phase` teachers at each phase boundary, `round` teachers every step
+    /// (in distributed training: every round).
+    pub fn refreshes_teacher(&self, step: usize) -> bool {
+        self.kind.uses_teacher()
+            && match self.teacher {
+                TeacherKind::Phase => step > 0 && step.is_multiple_of(self.switch_every),
+                TeacherKind::Round => true,
+                TeacherKind::Ema => false,
+            }
+    }
+
     /// The plan of step `step` (0-based).
     pub fn plan(&self, step: usize) -> StepPlan {
         let phase = step / self.switch_every;
@@ -104,7 +168,7 @@ impl Schedule {
             MethodKind::Full => only(Pool::All, Losses { seg: true, depth: true, ..Default::default() }),
             MethodKind::Half => only(Pool::Seg, Losses { seg: true, depth: true, ..Default::default() }),
             MethodKind::Alternate | MethodKind::Distill => {
-                let distill = self.kind == MethodKind::Distill && phase >= 1;
+                let distill = self.kind == MethodKind::Distill && step >= self.distill_start();
                 if seg_phase {
                     only(Pool::Seg, Losses { seg: true, distill_depth: distill, ..Default::default() })
                 } else {
@@ -112,7 +176,7 @@ impl Schedule {
                 }
             }
             MethodKind::Masked | MethodKind::MaskedDistill => {
-                let distill = self.kind == MethodKind::MaskedDistill && phase >= 1;
+                let distill = self.kind == MethodKind::MaskedDistill && step >= self.distill_start();
                 let seg = b.div_ceil(2);
                 vec![
                     PartPlan {
@@ -128,19 +192,9 @@ impl Schedule {
                 ]
             }
         };
-        let refresh_teacher = self.kind.uses_teacher()
-            && match self.teacher {
-                TeacherKind::Phase => step > 0 && step.is_multiple_of(self.switch_every),
-                TeacherKind::Round => true,
-                TeacherKind::Ema => false,
-            };
-        StepPlan { step, phase, parts, refresh_teacher }
+        StepPlan { step, phase, parts, refresh_teacher: self.refreshes_teacher(step) }
     }
 
-    /// Whether the teacher is an EMA updated after every step.
-    pub fn ema_teacher(&self) -> bool {
-        self.kind.uses_teacher() && self.teacher == TeacherKind::Ema
-    }
 }
 
 #[cfg(test)]
@@ -203,8 +257,6 @@ mod tests {
         assert!((0..30).all(|i| r.plan(i).refresh_teacher));
         let e = schedule(MethodKind::Distill, TeacherKind::Ema);
         assert!((0..30).all(|i| !e.plan(i).refresh_teacher));
-        assert!(e.ema_teacher());
-        assert!(!schedule(MethodKind::Alternate, TeacherKind::Ema).ema_teacher());
     }
 
     #[test]
@@ -219,6 +271,32 @@ mod tests {
         let md = schedule(MethodKind::MaskedDistill, TeacherKind::Phase).plan(12);
         assert!(md.parts[0].losses.distill_depth && md.parts[1].losses.distill_seg);
         assert!(!schedule(MethodKind::MaskedDistill, TeacherKind::Phase).plan(3).parts[0].losses.needs_teacher());
+    }
+
+    #[test]
+    fn a_round_never_crosses_a_phase_boundary_or_the_end_of_the_run() {
+        let s = schedule(MethodKind::Distill, TeacherKind::Phase);
+        assert_eq!(s.round_steps(0, 4, 100), 4);
+        assert_eq!(s.round_steps(8, 4, 100), 2, "the phase changes at step 10");
+        assert_eq!(s.round_steps(98, 4, 100), 2, "the run ends at step 100");
+        assert_eq!(s.round_steps(3, 1, 100), 1);
+        assert_eq!(s.rounds(4, 25), 8, "rounds 0-4, 4-8, 8-10, 10-14, 14-18, 18-20, 20-24, 24-25");
+        let full = schedule(MethodKind::Full, TeacherKind::Phase);
+        assert_eq!(full.round_steps(8, 4, 100), 4, "full has no phases");
+        assert_eq!(full.steps_until_change(8), None);
+        assert_eq!(full.rounds(4, 25), 7);
+    }
+
+    #[test]
+    fn the_phase_plans_show_every_part_the_method_ever_trains() {
+        let tasks = |kind| {
+            let plans = schedule(kind, TeacherKind::Phase).phase_plans();
+            plans.iter().flat_map(|p| p.parts.iter().map(|q| (q.pool, q.losses))).collect::<Vec<_>>()
+        };
+        let alternate = tasks(MethodKind::Alternate);
+        assert_eq!(alternate.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![Pool::Seg, Pool::Depth]);
+        assert!(tasks(MethodKind::Distill).iter().all(|(_, l)| l.needs_teacher()), "distillation is on");
+        assert_eq!(tasks(MethodKind::Full).len(), 1);
     }
 
     proptest! {

@@ -115,10 +115,10 @@ mod tests {
         Losses { seg: true, depth: true, distill_depth: true, ..Default::default() }
     }
 
-    const DISTILL: DistillParams = DistillParams { weight: 1.0, temperature: 2.0 };
+    const DISTILL: DistillParams = DistillParams::uniform(1.0, 2.0);
 
     fn step(m: &Model) -> Update {
-        let teacher = Teacher::new(m, &small(), TeacherKind::Phase, 0.0);
+        let teacher = Teacher::new(m, &small(), &crate::config::DistillConfig { teacher: TeacherKind::Phase, ..Default::default() });
         compute_update(m, &batch(), &losses(), DISTILL, Some(&teacher.model)).unwrap()
     }
 

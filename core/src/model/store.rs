@@ -96,6 +96,21 @@ impl Model {
         Outputs { seg: out.seg.map(float), depth: out.depth.map(float) }
     }
 
+    /// The forward pass of distillation targets: BatchNorm normalises with the
+    /// batch's own statistics, as the student's training forward does, and
+    /// every buffer (running statistics, batch counters) is left as it was.
+    /// No gradient is recorded.
+    pub fn forward_batch_stats(&self, xs: &Tensor, seg: bool, depth: bool) -> Outputs {
+        let saved: Vec<(Tensor, Tensor)> = self.buffers().into_values().map(|b| (b.copy(), b)).collect();
+        tch::no_grad(|| {
+            let out = self.forward_t(xs, true, seg, depth);
+            for (old, mut live) in saved {
+                live.copy_(&old);
+            }
+            out
+        })
+    }
+
     /// Every variable by name (parameters and buffers), sorted; shallow handles.
     pub fn variables(&self) -> BTreeMap<String, Tensor> {
         self.vs.variables().into_iter().collect()

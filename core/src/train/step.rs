@@ -16,104 +16,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::losses;
-use crate::method::Losses;
+use crate::data::batch::Batch;
+use crate::losses::{self, LossValues};
+use crate::method::{DistillParams, Losses};
 use crate::model::{Model, Part};
 use crate::optim::Optimizer;
 
-/// Images and the labels a batch part may use, on the model's device.
-#[derive(Debug)]
-pub struct Batch {
-    /// `[B, 3, H, W]`, normalised.
-    pub images: Tensor,
-    /// `[B, H, W]` int64 class indices (255 = ignore), when seg labels may be used.
-    pub seg: Option<Tensor>,
-    /// `[B, 1, H, W]` float, 0 = invalid, when depth labels may be used.
-    pub depth: Option<Tensor>,
-}
-
-impl Batch {
-    pub fn len(&self) -> usize {
-        self.images.size()[0] as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn to_device(&self, device: tch::Device) -> Batch {
-        Batch {
-            images: self.images.to_device(device),
-            seg: self.seg.as_ref().map(|t| t.to_device(device)),
-            depth: self.depth.as_ref().map(|t| t.to_device(device)),
-        }
-    }
-}
-
-/// Distillation settings of a step.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DistillParams {
-    /// λ.
-    pub weight: f64,
-    /// T.
-    pub temperature: f64,
-}
-
-/// Loss values of a step (means over the pixels each covers).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LossValues {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub seg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub depth: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub distill_seg: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub distill_depth: Option<f64>,
-    /// The optimised objective: task losses + λ · distillation losses.
-    pub total: f64,
-}
-
-/// Running sums of loss values between two evaluations (checkpointed, so that
-/// a resumed run logs the same means as an uninterrupted one).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LossSums(pub BTreeMap<String, (f64, u64)>);
-
-impl LossSums {
-    pub fn add(&mut self, l: &LossValues) {
-        let fields = [
-            ("seg", l.seg),
-            ("depth", l.depth),
-            ("distill_seg", l.distill_seg),
-            ("distill_depth", l.distill_depth),
-            ("total", Some(l.total)),
-        ];
-        for (k, v) in fields {
-            if let Some(v) = v {
-                let e = self.0.entry(k.to_string()).or_default();
-                e.0 += v;
-                e.1 += 1;
-            }
-        }
-    }
-
-    /// The means since the last `take`, and a reset.
-    pub fn take(&mut self) -> LossValues {
-        let mean = |k: &str| self.0.get(k).map(|(s, n)| s / *n as f64);
-        let out = LossValues {
-            seg: mean("seg"),
-            depth: mean("depth"),
-            distill_seg: mean("distill_seg"),
-            distill_depth: mean("distill_depth"),
-            total: mean("total").unwrap_or(0.0),
-        };
-        self.0.clear();
-        out
-    }
-}
 
 /// What one batch part contributes to a step.
 #[derive(Debug)]
@@ -127,7 +37,7 @@ pub struct Update {
     pub losses: LossValues,
 }
 
-/// A batch part that lacks the labels its losses need.
+/// Why a step cannot be computed, merged or applied.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error("the batch has no {0} labels but its losses need them")]
@@ -136,6 +46,18 @@ pub enum StepError {
     MissingTeacher,
     #[error("nothing to merge")]
     NothingToMerge,
+    #[error("the loss is {loss} ({losses})")]
+    Diverged { loss: f64, losses: String },
+}
+
+/// Refuses an update whose loss is not finite (a diverged step): nothing of
+/// it may be applied. Every data plane checks through this one function.
+pub fn check_finite(update: &Update) -> Result<(), StepError> {
+    let loss = update.losses.total;
+    if loss.is_finite() {
+        return Ok(());
+    }
+    Err(StepError::Diverged { loss, losses: serde_json::to_string(&update.losses).unwrap_or_default() })
 }
 
 fn scalar(t: &Tensor) -> f64 {
@@ -169,7 +91,9 @@ pub fn compute_update(
 
     let targets = if losses.needs_teacher() {
         let teacher = teacher.ok_or(StepError::MissingTeacher)?;
-        Some(tch::no_grad(|| teacher.forward_t(&batch.images, false, losses.distill_seg, losses.distill_depth)))
+        // Computed as the student's prediction is (batch statistics), with no buffer
+        // of the teacher changed: a teacher with the student's weights gives a loss of 0.
+        Some(teacher.forward_batch_stats(&batch.images, losses.distill_seg, losses.distill_depth))
     } else {
         None
     };
@@ -207,16 +131,18 @@ pub fn compute_update(
                 distill.temperature,
             );
             values.distill_seg = Some(scalar(&l));
-            total += l * distill.weight;
+            total += l * distill.seg_weight;
         }
         if losses.distill_depth {
+            // Only where depth can exist: not on void or sky (DistillParams::depth_mask).
+            let mask = batch.seg.as_ref().map(|seg| distill.depth_mask(seg));
             let l = losses::distill_depth(
                 out.depth.as_ref().expect("depth head ran"),
                 t.depth.as_ref().expect("teacher depth ran"),
-                None,
+                mask.as_ref(),
             );
             values.distill_depth = Some(scalar(&l));
-            total += l * distill.weight;
+            total += l * distill.depth_weight;
         }
     }
     values.total = scalar(&total);
@@ -362,7 +288,7 @@ mod tests {
         }
     }
 
-    const NO_DISTILL: DistillParams = DistillParams { weight: 1.0, temperature: 2.0 };
+    const NO_DISTILL: DistillParams = DistillParams::uniform(1.0, 2.0);
 
     #[test]
     fn computing_an_update_leaves_the_model_unchanged() {
@@ -425,22 +351,47 @@ mod tests {
     }
 
     #[test]
-    fn distillation_against_an_identical_teacher_adds_no_loss() {
+    fn distillation_against_an_identical_teacher_adds_no_loss_and_no_gradient() {
         let m = model();
         let mut t = model();
         t.copy_from(&m);
-        // In eval mode the teacher uses running statistics while the student uses batch
-        // statistics, so outputs differ slightly; the loss is small but the terms exist.
-        let u = compute_update(
-            &m,
-            &batch(2, 0),
-            &Losses { seg: true, distill_depth: true, ..Default::default() },
-            NO_DISTILL,
-            Some(&t),
-        )
-        .unwrap();
-        assert!(u.losses.distill_depth.unwrap() >= 0.0);
+        let teacher_before: BTreeMap<String, Tensor> = t.variables().into_iter().map(|(n, x)| (n, x.copy())).collect();
+        // Both terms at once and no task loss: every gradient comes from distillation.
+        let only_distill = Losses { distill_seg: true, distill_depth: true, ..Default::default() };
+        let u = compute_update(&m, &batch(3, 0), &only_distill, NO_DISTILL, Some(&t)).unwrap();
+        let (seg, depth) = (u.losses.distill_seg.unwrap(), u.losses.distill_depth.unwrap());
+        assert!(seg.abs() < 1e-6 && depth.abs() < 1e-6, "distill_seg {seg}, distill_depth {depth}");
+        let worst = u.grads.values().map(|g| g.abs().max().double_value(&[])).fold(0.0, f64::max);
+        assert!(worst < 1e-6, "an identical teacher pulls the student with a gradient of {worst}");
+        let after = t.variables();
+        assert!(teacher_before.iter().all(|(n, x)| x.equal(&after[n])), "the teacher's buffers changed");
+    }
+
+    #[test]
+    fn a_different_teacher_does_add_distillation_loss() {
+        let m = model();
+        let t = Model::new(&ModelConfig { width: 4, blocks: vec![1, 1], decoder_ratio: 1.0 }, 3, Device::Cpu, 4);
+        let losses = Losses { seg: true, distill_depth: true, ..Default::default() };
+        let u = compute_update(&m, &batch(2, 0), &losses, NO_DISTILL, Some(&t)).unwrap();
+        assert!(u.losses.distill_depth.unwrap() > 1e-4);
         assert!(u.grads.keys().any(|n| Part::of(n) == Some(Part::DepthHead)), "distillation trains the depth head");
+    }
+
+    #[test]
+    fn depth_distillation_ignores_void_and_sky_pixels() {
+        let m = model();
+        let t = Model::new(&ModelConfig { width: 4, blocks: vec![1, 1], decoder_ratio: 1.0 }, 3, Device::Cpu, 4);
+        let losses = Losses { seg: true, distill_depth: true, ..Default::default() };
+        let with_sky = DistillParams { sky_class: Some(2), ..NO_DISTILL };
+        let mut b = batch(2, 0);
+        // Every pixel sky or void: nothing to distil, whatever the teacher says.
+        let seg = b.seg.as_ref().unwrap();
+        b.seg = Some(seg.where_self(&seg.ne(1), &Tensor::from(255i64)).clamp_min(2));
+        let u = compute_update(&m, &b, &losses, with_sky, Some(&t)).unwrap();
+        assert_eq!(u.losses.distill_depth, Some(0.0));
+        // The same images with ordinary labels: the teacher's depth differs.
+        let u = compute_update(&m, &batch(2, 0), &losses, with_sky, Some(&t)).unwrap();
+        assert!(u.losses.distill_depth.unwrap() > 1e-4);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use tch::Kind;
 
-use super::step::{LossValues, Update};
+use super::step::Update;
+use crate::losses::LossValues;
 use crate::model::{Model, ModelError};
 use crate::tensor_io::{self, TensorIoError};
 
@@ -182,7 +183,7 @@ mod tests {
             depth: None,
         };
         let losses = Losses { seg: true, ..Default::default() };
-        compute_update(m, &batch, &losses, DistillParams { weight: 1.0, temperature: 2.0 }, None).unwrap()
+        compute_update(m, &batch, &losses, DistillParams::uniform(1.0, 2.0), None).unwrap()
     }
 
     fn tamper(bytes: &[u8], f: impl FnOnce(&mut BTreeMap<String, Tensor>)) -> Vec<u8> {

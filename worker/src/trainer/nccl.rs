@@ -7,21 +7,13 @@
 //! With `local_steps > 1` (local SGD) each member first takes the round's
 //! steps with its own optimizer, and the members merge their weight deltas.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use dmtl_collective::group::Membership;
-use dmtl_collective::state::encode_state;
 use dmtl_collective::sync::{broadcast_state, broadcast_teacher};
 use dmtl_collective::{all_reduce_merge, AbortHandle, Backend, CollectiveError, Communicator, Joined, MergeLayout};
-use dmtl_core::config::TeacherKind;
-use dmtl_core::method::Schedule;
-use dmtl_core::optim::{learning_rate, Optimizer};
-use dmtl_core::train::step::LossSums;
-use dmtl_core::train::{apply, apply_delta, weight_delta, Batch, DistillParams, LossValues, Update};
-
-use tch::Tensor;
+use dmtl_core::train::{LossValues, MergeMode, Update};
 
 use super::{RoundWork, State};
 
@@ -86,8 +78,9 @@ impl State {
     fn nccl_round(&mut self, job: &NcclStep) -> Result<NcclOutcome, Failure> {
         let work = &job.work;
         let started = Instant::now();
-        let device = self.device;
         let step = work.first_step as usize;
+        // Every member counts the coordinator's steps (the learning rate of the step).
+        self.ts.state.step = step;
         // The batch first (it needs only the shard), then the collectives.
         let batch = if work.part.count == 0 {
             None
@@ -95,45 +88,28 @@ impl State {
             if self.shard.is_empty() {
                 return Err(Failure::Other("no shard assigned".into()));
             }
-            let prepared = self.prepared.take().filter(|(round, _)| *round == work.round).map(|(_, b)| b);
-            Some(match prepared {
+            Some(match self.take_prepared(work) {
                 Some(b) => b,
                 None => self.draw(&mut self.sampler(work), work, 0),
             })
         };
         let layout = match &self.nccl.layout {
             Some(l) => l.clone(),
-            None => self.nccl.layout.insert(MergeLayout::of(&self.model)).clone(),
+            None => self.nccl.layout.insert(MergeLayout::of(&self.ts.model)).clone(),
         };
         let collectives = Instant::now();
-        {
-            let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
-            *job.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(joined.abort.clone());
-            let c = &*joined.collective;
-            if let Some(source) = job.source_rank {
-                broadcast_state(c, source as usize, &self.model, &mut self.optimizer, device)?;
-                if let Some(t) = self.teacher.as_mut() {
-                    broadcast_teacher(c, source as usize, t, device)?;
-                }
-            }
-        }
+        self.join_and_sync(job)?;
         let mut collective_s = collectives.elapsed().as_secs_f64();
-        let schedule = Schedule::new(&self.config.method, &self.config.distill, self.config.train.batch_size);
-        if let (Some(t), true) = (self.teacher.as_mut(), schedule.plan(step).refresh_teacher) {
-            t.refresh(&self.model, step);
-        }
-        let distill =
-            DistillParams { weight: self.config.distill.weight, temperature: self.config.distill.temperature };
+        self.ts.begin_step(&self.schedule, step);
         // Local SGD (`distributed.local_steps > 1`): each member takes the round's steps with its own
         // optimizer, then the members average their weight deltas, as the grpc plane's coordinator does.
         let local = work.steps > 1 || self.config.distributed.local_steps > 1;
-        let steps = (work.steps as usize).max(1);
         let (update, start) = match batch {
             Some(batch) if local => {
-                let (update, start) = self.local_steps(work, batch, steps, distill)?;
+                let (update, start) = self.local_steps(work, Some(batch), true).map_err(Failure::Other)?;
                 (update, Some(start))
             }
-            Some(batch) => (self.part_update(work, &batch, distill).map_err(Failure::Other)?, None),
+            Some(batch) => (self.part_update(work, &batch, step).map_err(Failure::Other)?, None),
             None => {
                 let nothing = Update {
                     grads: Default::default(),
@@ -146,36 +122,32 @@ impl State {
         };
         let merging = Instant::now();
         // The communicator joined above (`ensure` keeps it: same membership).
-        let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
-        let merged = match all_reduce_merge(&*joined.collective, &layout, &update, device) {
+        let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(self.device, m))?;
+        let merged = match all_reduce_merge(&*joined.collective, &layout, &update, self.device) {
             Ok(merged) => merged,
             Err(e) => {
                 // The round is not merged: a member that took local steps goes back to the
                 // round's start (its weights, which every survivor shares, and its optimizer state).
                 if let Some(start) = &start {
-                    start.restore(&self.model, &mut self.optimizer);
+                    start.restore(&self.ts.model, &mut self.ts.optimizer);
                 }
                 return Err(e.into());
             }
         };
         collective_s += merging.elapsed().as_secs_f64();
-        if local {
+        let mode = if local {
             if let Some(start) = &start {
                 // Back to the round's start; the merged delta and BatchNorm statistics go on top.
-                start.restore_weights(&self.model);
+                start.restore_weights(&self.ts.model);
             }
-            apply_delta(&self.model, &merged);
+            MergeMode::WeightDelta { steps: (work.steps as usize).max(1) }
         } else {
-            apply(&self.model, &mut self.optimizer, &merged, learning_rate(&self.config.train, step));
-        }
-        if let Some(t) = self.teacher.as_mut() {
-            if t.kind == TeacherKind::Ema {
-                t.ema_update(&self.model, step + steps);
-            }
-        }
+            MergeMode::Gradients
+        };
+        self.ts.apply_step(&self.config.train, &merged, mode).map_err(|e| Failure::Other(e.to_string()))?;
         let state = if job.push_state {
-            let bytes = encode_state(&self.model, &self.optimizer, self.teacher.as_ref())
-                .map_err(|e| Failure::Other(format!("encoding the training state: {e}")))?;
+            let bytes =
+                self.ts.encode_bytes().map_err(|e| Failure::Other(format!("encoding the training state: {e}")))?;
             Some(bytes)
         } else {
             None
@@ -190,62 +162,19 @@ impl State {
         })
     }
 
-    /// Local SGD: `steps` steps on this member's batches (the first one
-    /// `first`) with its own optimizer and the schedule's learning rates.
-    /// Returns the weight delta and the parameters the round started from.
-    fn local_steps(
-        &mut self,
-        work: &RoundWork,
-        first: Batch,
-        steps: usize,
-        distill: DistillParams,
-    ) -> Result<(Update, RoundStart), Failure> {
-        let start = RoundStart::of(&self.model, &self.optimizer);
-        let mut sampler = self.sampler(work);
-        let mut first = Some(first);
-        let mut sums = LossSums::default();
-        let mut samples = 0;
-        for j in 0..steps {
-            let batch = match first.take() {
-                Some(b) => b,
-                None => self.draw(&mut sampler, work, j as u64),
-            };
-            let update = self.part_update(work, &batch, distill).map_err(Failure::Other)?;
-            samples += update.samples;
-            sums.add(&update.losses);
-            let lr = learning_rate(&self.config.train, work.first_step as usize + j);
-            apply(&self.model, &mut self.optimizer, &update, lr);
+    /// Joins (or keeps) the round's communicator, hands the watchdog its
+    /// abort handle, and copies the source rank's state when the group asks.
+    fn join_and_sync(&mut self, job: &NcclStep) -> Result<(), Failure> {
+        let device = self.device;
+        let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
+        *job.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(joined.abort.clone());
+        let c = &*joined.collective;
+        if let Some(source) = job.source_rank {
+            broadcast_state(c, source as usize, &self.ts.model, &mut self.ts.optimizer, device)?;
+            if let Some(t) = self.ts.teacher.as_mut() {
+                broadcast_teacher(c, source as usize, t, device)?;
+            }
         }
-        Ok((weight_delta(&self.model, &start.variables, samples, sums.take()), start))
-    }
-}
-
-/// Where a member's local-SGD round started: copies of the model's variables
-/// and of the optimizer's state.
-struct RoundStart {
-    variables: BTreeMap<String, Tensor>,
-    optimizer: BTreeMap<String, Tensor>,
-}
-
-impl RoundStart {
-    fn of(model: &dmtl_core::model::Model, optimizer: &Optimizer) -> Self {
-        let copy = |m: BTreeMap<String, Tensor>| m.into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
-        RoundStart { variables: copy(model.variables()), optimizer: copy(optimizer.state_tensors()) }
-    }
-
-    /// Back to the start: every variable of the model.
-    fn restore_weights(&self, model: &dmtl_core::model::Model) {
-        // The same model's own tensors: these cannot mismatch.
-        if let Err(e) = model.load_tensors(&self.variables) {
-            tracing::error!(error = %e, "restoring the round's start weights");
-        }
-    }
-
-    /// Back to the start: every variable and the optimizer state.
-    fn restore(&self, model: &dmtl_core::model::Model, optimizer: &mut Optimizer) {
-        self.restore_weights(model);
-        if let Err(e) = optimizer.load_state_tensors(&self.optimizer, &model.parameters()) {
-            tracing::error!(error = %e, "restoring the round's start optimizer state");
-        }
+        Ok(())
     }
 }

@@ -1,5 +1,5 @@
-//! The losses of DESIGN §1. Every loss is a mean over the pixels it covers and
-//! is 0 (not NaN) when it covers none.
+//! The loss functions. Every loss is a mean over the pixels it covers and is
+//! 0 (not NaN) when it covers none.
 
 use tch::{Kind, Reduction, Tensor};
 

@@ -6,12 +6,34 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use dmtl_core::method::Teacher;
-use dmtl_core::model::Model;
-use dmtl_core::optim::Optimizer;
-use dmtl_core::tensor_io::{self, TensorIoError};
-use dmtl_core::train::wire::all_finite;
 use tch::Tensor;
+
+use super::state::TrainingState;
+use super::wire::all_finite;
+use crate::method::Teacher;
+use crate::model::{Model, ModelError};
+use crate::optim::Optimizer;
+use crate::tensor_io::{self, TensorIoError};
+
+/// Why a training-state buffer was refused (nothing was loaded).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("malformed training state: {0}")]
+    Malformed(#[from] TensorIoError),
+    #[error("training state: tensor `{0}` has NaN or infinite values")]
+    NonFinite(String),
+    #[error("training state: unknown tensor `{0}`")]
+    Unknown(String),
+    #[error("training state{of}: {source}")]
+    Model {
+        /// `""` for the model, `", teacher"` for the teacher.
+        of: &'static str,
+        #[source]
+        source: ModelError,
+    },
+    #[error("training state: {0}")]
+    Optimizer(String),
+}
 
 const MODEL: &str = "model.";
 const OPTIM: &str = "optim.";
@@ -43,13 +65,13 @@ pub fn load_state(
     model: &Model,
     optimizer: &mut Optimizer,
     teacher: Option<&mut Teacher>,
-) -> Result<(), String> {
-    let (tensors, meta) = tensor_io::decode(bytes).map_err(|e| format!("malformed training state: {e}"))?;
+) -> Result<(), StateError> {
+    let (tensors, meta) = tensor_io::decode(bytes)?;
     let device = model.device();
     let mut parts: [BTreeMap<String, Tensor>; 3] = Default::default();
     for (name, t) in tensors {
         if !all_finite(&t) {
-            return Err(format!("training state: tensor `{name}` has NaN or infinite values"));
+            return Err(StateError::NonFinite(name));
         }
         let (i, rest) = if let Some(r) = name.strip_prefix(MODEL) {
             (0, r)
@@ -58,25 +80,40 @@ pub fn load_state(
         } else if let Some(r) = name.strip_prefix(TEACHER) {
             (2, r)
         } else {
-            return Err(format!("training state: unknown tensor `{name}`"));
+            return Err(StateError::Unknown(name));
         };
         let t = if i == 1 { t } else { t.to_device(device) };
         parts[i].insert(rest.to_string(), t);
     }
     let [m, o, t] = parts;
-    model.check_tensors(&m, true).map_err(|e| format!("training state: {e}"))?;
+    let of_model = |source| StateError::Model { of: "", source };
+    let of_teacher = |source| StateError::Model { of: ", teacher", source };
+    model.check_tensors(&m, true).map_err(of_model)?;
     if let Some(teacher) = &teacher {
-        teacher.model.check_tensors(&t, true).map_err(|e| format!("training state, teacher: {e}"))?;
+        teacher.model.check_tensors(&t, true).map_err(of_teacher)?;
     }
     // The optimizer leaves its state unchanged when it refuses; the model and
     // the teacher are checked above, so nothing changes on an error.
-    optimizer.load_state_tensors(&o, &model.parameters()).map_err(|e| format!("training state: {e}"))?;
-    model.load_tensors(&m).map_err(|e| format!("training state: {e}"))?;
+    optimizer.load_state_tensors(&o, &model.parameters()).map_err(StateError::Optimizer)?;
+    model.load_tensors(&m).map_err(of_model)?;
     if let Some(teacher) = teacher {
-        teacher.model.load_tensors(&t).map_err(|e| format!("training state, teacher: {e}"))?;
+        teacher.model.load_tensors(&t).map_err(of_teacher)?;
         if let Some(at) = meta.get(REFRESHED_AT).and_then(|v| v.parse().ok()) {
             teacher.refreshed_at = at;
         }
     }
     Ok(())
+}
+
+impl TrainingState {
+    /// The model, optimizer state and teacher as one buffer ([`encode_state`]).
+    pub fn encode_bytes(&self) -> Result<Vec<u8>, TensorIoError> {
+        encode_state(&self.model, &self.optimizer, self.teacher.as_ref())
+    }
+
+    /// Loads a buffer of [`TrainingState::encode_bytes`] ([`load_state`]):
+    /// checked first, nothing changes on an error. The counters stay.
+    pub fn load_bytes(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        load_state(bytes, &self.model, &mut self.optimizer, self.teacher.as_mut())
+    }
 }
