@@ -52,3 +52,23 @@ fn the_experiment_configs_cover_every_method_and_differ_only_in_method_and_disti
         assert!(kinds.contains(&kind), "no experiment config for {kind}");
     }
 }
+
+#[test]
+fn the_benchmark_suites_share_one_augmented_setup_that_evaluates_at_every_phase_end() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/benchmark");
+    let base = Config::load(&dir.join("methods/full.toml"), &[]).unwrap();
+    assert!(base.data.augment.flip && base.data.augment.max_scale > 1.0, "augmentation is on for every method");
+    let mut kinds = Vec::new();
+    for f in configs_in(&dir) {
+        let c = Config::load(&f, &[]).unwrap();
+        kinds.push(c.method.kind);
+        assert_eq!((&c.data, &c.model, &c.train, c.seed), (&base.data, &base.model, &base.train, base.seed), "{f:?}");
+        assert!(
+            c.method.switch_every.is_multiple_of(c.train.eval_every),
+            "{f:?}: an evaluation at the end of every phase (forgetting)"
+        );
+    }
+    for kind in MethodKind::ALL {
+        assert!(kinds.contains(&kind), "no benchmark config for {kind}");
+    }
+}
