@@ -1,9 +1,11 @@
 //! `dmtl`: multi-task learning on disjoint datasets.
 
 mod commands;
+mod config_args;
 mod progress;
 mod remote;
 mod runtime;
+mod stop;
 mod table;
 
 use clap::{Parser, Subcommand};

@@ -11,6 +11,10 @@ use dmtl_core::metrics::EvalMetrics;
 use dmtl_core::train::{Observer, StepReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::stop::ctrl_c_flag;
+use crate::table::metrics_line;
+
+/// The display of a single-process training run (`dmtl train`, `dmtl experiment --engine train`).
 pub struct Progress {
     bar: Option<ProgressBar>,
     last_log: Instant,
@@ -21,17 +25,10 @@ impl Progress {
     /// A progress display; the first Ctrl-C asks training to stop at the end of
     /// the current step (with a checkpoint), the second exits at once.
     pub fn new() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let _ = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nstopping after this step (Ctrl-C again to quit at once)");
-        });
-        Progress { bar: None, last_log: Instant::now(), stop }
+        Progress { bar: None, last_log: Instant::now(), stop: ctrl_c_flag() }
     }
 
+    /// Clears the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
@@ -50,14 +47,21 @@ pub fn counter(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// The bar of a training run, `total` steps long, with elapsed time, ETA and a
+/// message (shown only on a terminal: callers check).
+pub fn run_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise} ETA {eta_precise}] {msg}")
+            .expect("valid template"),
+    );
+    bar
+}
+
 impl Observer for Progress {
     fn started(&mut self, start: usize, total: usize, message: &str) {
         if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise} ETA {eta_precise}] {msg}")
-                    .expect("valid template"),
-            );
+            let bar = run_bar(total as u64);
             bar.set_position(start as u64);
             bar.reset_eta();
             bar.println(message);
@@ -92,14 +96,7 @@ impl Observer for Progress {
     }
 
     fn evaluated(&mut self, step: usize, m: &EvalMetrics) {
-        let line = format!(
-            "step {step}: mIoU {:.2} % · pixel acc {:.2} % · abs err {:.3} · rel err {:.3} · δ<1.25 {:.2} %",
-            m.seg.miou * 100.0,
-            m.seg.pixel_acc * 100.0,
-            m.depth.abs_err,
-            m.depth.rel_err,
-            m.depth.delta1 * 100.0
-        );
+        let line = metrics_line(step as u64, m);
         match &self.bar {
             Some(bar) => bar.println(line),
             None => tracing::info!(step, "{line}"),

@@ -59,7 +59,7 @@ struct Replica {
 
 const CHECK_CLASSES: usize = 7;
 const CHECK_IMAGES: i64 = 8;
-const NO_DISTILL: DistillParams = DistillParams { weight: 1.0, temperature: 2.0 };
+const NO_DISTILL: DistillParams = DistillParams::uniform(1.0, 2.0);
 
 /// The losses of member `rank`'s part: seg and depth on alternate members (the `masked` method).
 fn check_losses(rank: usize) -> Losses {

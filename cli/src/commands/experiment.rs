@@ -8,9 +8,13 @@ use dmtl_coordinator::engine::EngineEnd;
 use dmtl_core::config::Config;
 
 use super::local::{run_local, LocalRun};
-use super::train::toml_string;
+use crate::config_args::Overrides;
 
 #[derive(clap::Args)]
+#[command(mut_arg("data_root", |a| a.help("Dataset root (overrides every config's `data.root`)")))]
+#[command(mut_arg("set", |a| {
+    a.help("Override a config value in every run, e.g. `--set train.threads=2` (repeatable)")
+}))]
 pub struct Args {
     /// A folder of configs (`*.toml`), identical except [method], [distill] and seed.
     #[arg(long)]
@@ -25,12 +29,8 @@ pub struct Args {
     /// depth worker, or one both-label worker); `train`: single-process.
     #[arg(long, default_value = "local", value_parser = ["local", "train"])]
     engine: String,
-    /// Dataset root (overrides every config's `data.root`).
-    #[arg(long)]
-    data_root: Option<PathBuf>,
-    /// Override a config value in every run, e.g. `--set train.threads=2` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    #[command(flatten)]
+    overrides: Overrides,
 }
 
 /// The configs of a suite, by name, checked to differ only where they may.
@@ -57,11 +57,7 @@ pub fn suite(dir: &Path, overrides: &[String]) -> anyhow::Result<Vec<(String, Co
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut overrides = args.overrides.clone();
-    if let Some(root) = &args.data_root {
-        overrides.push(format!("data.root={}", toml_string(&root.display().to_string())));
-    }
-    let configs = suite(&args.suite, &overrides)?;
+    let configs = suite(&args.suite, &args.overrides.list())?;
     let total = configs.len() as u64 * args.seeds;
     let mut done = 0;
     for seed in 0..args.seeds {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use dmtl_worker::{WorkerOptions, WorkerTask};
 
-use super::coordinator::shutdown_signal;
 use crate::remote::{runtime, token};
+use crate::stop::on_shutdown;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -60,11 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let rt = runtime()?;
     let summary = rt.block_on(async move {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
+        on_shutdown(move || {
             let _ = stop_tx.send(true);
-            shutdown_signal().await;
-            std::process::exit(130);
         });
         dmtl_worker::run(opts, stop).await
     });
