@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::losses::LossValues;
 use crate::metrics::{DepthMetrics, EvalMetrics, SegMetrics};
 use crate::tensor_io::write_atomic;
-use crate::train::LossValues;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
@@ -99,37 +99,12 @@ pub const RUNTIME_KEYS: [&str; 16] = [
 ];
 
 /// The first key (dotted) whose value differs between two configs, ignoring
-/// [`RUNTIME_KEYS`]: `(key, old, new)`.
+/// [`RUNTIME_KEYS`]: `(key, old, new)` (see [`crate::config::diff`]).
 pub fn config_difference(old: &Config, new: &Config) -> Option<(String, String, String)> {
-    let old: toml::Value = toml::from_str(&old.to_toml()).expect("a config round-trips");
-    let new: toml::Value = toml::from_str(&new.to_toml()).expect("a config round-trips");
-    first_difference(&old, &new, "")
-}
-
-fn first_difference(old: &toml::Value, new: &toml::Value, prefix: &str) -> Option<(String, String, String)> {
-    if RUNTIME_KEYS.contains(&prefix) {
-        return None;
-    }
-    match (old, new) {
-        (toml::Value::Table(a), toml::Value::Table(b)) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter().find_map(|k| {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                match (a.get(k), b.get(k)) {
-                    (Some(x), Some(y)) => first_difference(x, y, &key),
-                    (x, y) => Some((
-                        key,
-                        x.map_or("unset".into(), |v| v.to_string()),
-                        y.map_or("unset".into(), |v| v.to_string()),
-                    )),
-                }
-            })
-        }
-        (a, b) if a != b => Some((prefix.to_string(), a.to_string(), b.to_string())),
-        _ => None,
-    }
+    old.first_difference(new, &RUNTIME_KEYS).map(|d| {
+        let (old, new) = d.values();
+        (d.key, old, new)
+    })
 }
 
 impl RunDir {

@@ -1,6 +1,7 @@
 //! Configuration: TOML files with a `version` key, unknown keys rejected,
 //! `--set key=value` overrides, every value validated with its key's name.
 
+pub mod diff;
 mod error;
 mod overrides;
 mod schema;

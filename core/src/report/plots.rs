@@ -10,7 +10,8 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{MethodSummary, ReportError};
+use super::error::ReportError;
+use super::summary::MethodSummary;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";

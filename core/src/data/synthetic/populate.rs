@@ -5,12 +5,13 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::counts::Counts;
 use super::district::District;
 use super::geometry::Shape;
 use super::material::{Facade, Material};
 use super::objects::{self, Barrier, Placement, Rect};
 use super::raster::Primitive;
-use super::scene::{pick, Counts};
+use super::sampling::pick;
 use super::street::Street;
 use super::texture::{hsv_jitter, tint, Rgb};
 use crate::data::labels::LABELS;

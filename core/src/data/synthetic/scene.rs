@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::atmosphere::{self, Light, Sky};
 use super::camera::{Camera, View};
+use super::counts::Counts;
 use super::district::{self, District};
 use super::ground::Ground;
 use super::objects::Rect;
@@ -20,32 +21,6 @@ use super::raster::Primitive;
 use super::sensor::Sensor;
 use super::street;
 use crate::data::sample::Split;
-
-/// How many objects of each kind a scene holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Counts {
-    pub cars: usize,
-    pub trucks: usize,
-    pub buses: usize,
-    pub people: usize,
-    pub riders: usize,
-    pub bicycles: usize,
-    pub trees: usize,
-    pub poles: usize,
-    pub lights: usize,
-    pub signs: usize,
-    pub buildings: usize,
-    pub barriers: usize,
-}
-
-// Only the tests read the counts (to check that scenes vary).
-#[cfg_attr(not(test), allow(dead_code))]
-impl Counts {
-    /// Vehicles, people and riders: the "things" of the scene.
-    pub fn things(&self) -> usize {
-        self.cars + self.trucks + self.buses + self.people + self.riders + self.bicycles
-    }
-}
 
 /// Everything needed to render one scene.
 #[derive(Debug, Clone)]
@@ -78,19 +53,6 @@ pub(crate) fn scene_seed(seed: u64, split: Split, index: usize) -> u64 {
         Split::Val => 0x7661_6c00_0000_0002,
     };
     splitmix64(splitmix64(seed ^ tag) ^ index as u64)
-}
-
-/// A choice among `weights.len()` options with the given relative weights.
-pub(crate) fn pick(rng: &mut impl Rng, weights: &[f32]) -> usize {
-    let total: f32 = weights.iter().sum();
-    let mut x = rng.random_range(0.0..total);
-    for (i, w) in weights.iter().enumerate() {
-        if x < *w {
-            return i;
-        }
-        x -= w;
-    }
-    weights.len() - 1
 }
 
 /// Samples image `index` of `split` of the dataset `seed`, at `width`×`height`.

@@ -5,7 +5,7 @@
 use rand::Rng;
 
 use super::ground::{Ground, GroundLook, LaneLine, Zone, ZoneKind};
-use super::scene::pick;
+use super::sampling::pick;
 use super::texture::{hsv_jitter, scale};
 
 /// The sampled street: its ground and the lanes vehicles drive in.

@@ -3,12 +3,13 @@
 
 use rand::Rng;
 
-use super::{plain, push, Rect};
+use super::frame::Rect;
+use super::parts::{plain, push};
 use crate::data::labels::LABELS;
 use crate::data::synthetic::geometry::Shape;
 use crate::data::synthetic::material::{Facade, Material};
 use crate::data::synthetic::raster::Primitive;
-use crate::data::synthetic::scene::pick;
+use crate::data::synthetic::sampling::pick;
 use crate::data::synthetic::texture::{hsv, hsv_jitter, mix, scale, tint, Rgb};
 
 const POLE: u8 = LABELS[17].id;

@@ -2,7 +2,8 @@
 
 use rand::Rng;
 
-use super::{plain, push, Local, Placement, Rect};
+use super::frame::{Local, Placement, Rect};
+use super::parts::{plain, push};
 use crate::data::labels::LABELS;
 use crate::data::synthetic::material::Material;
 use crate::data::synthetic::raster::Primitive;
