@@ -185,7 +185,7 @@ impl Trainer<'_> {
         self.ts.state.wall_s = self.wall_before + self.session_start.elapsed().as_secs_f64();
         let done = step + 1;
         let images_per_s = self.throughput.add(merged.samples);
-        if done % self.config.train.log_every == 0 {
+        if done.is_multiple_of(self.config.train.log_every) {
             tracing::debug!(step = done, total = merged.losses.total, images_per_s, "train step");
         }
         Ok(StepReport {
@@ -204,7 +204,7 @@ impl Trainer<'_> {
     /// requested stop (with a checkpoint).
     fn after_step(&mut self, done: usize, lr: f64, observer: &mut dyn Observer) -> Result<(), TrainError> {
         let (config, total) = (self.config, self.config.train.steps);
-        if done % config.train.eval_every == 0 || done == total {
+        if done.is_multiple_of(config.train.eval_every) || done == total {
             let metrics = evaluate(&self.ts.model, &self.data.val, config.eval.batch_size);
             let line = MetricsLine {
                 step: done,
@@ -219,7 +219,7 @@ impl Trainer<'_> {
             self.last_metrics = Some(metrics);
         }
         let stop = done < total && observer.should_stop();
-        if done % config.train.checkpoint_every == 0 || done == total || stop {
+        if done.is_multiple_of(config.train.checkpoint_every) || done == total || stop {
             let path = checkpoint::checkpoint_path(&self.dir.checkpoints(), done);
             self.ts.checkpoint(config).save(&path)?;
             checkpoint::prune(&self.dir.checkpoints(), config.train.keep_checkpoints);
