@@ -17,8 +17,8 @@ use dmtl_core::data::sampler::Sampler;
 use dmtl_core::data::synthetic::{generate, SyntheticSpec};
 use dmtl_core::method::{Pool, Schedule};
 use dmtl_core::model::Model;
-use dmtl_core::train::RunData;
 use dmtl_core::train::wire::{encode_update, load_weights};
+use dmtl_core::train::RunData;
 use dmtl_core::train::{compute_update, train, DistillParams, Silent};
 use tch::Device;
 

@@ -17,4 +17,6 @@ pub mod predict;
 pub mod report;
 pub mod run_dir;
 pub mod tensor_io;
+#[cfg(test)]
+mod test_rng;
 pub mod train;

@@ -194,7 +194,6 @@ impl Schedule {
         };
         StepPlan { step, phase, parts, refresh_teacher: self.refreshes_teacher(step) }
     }
-
 }
 
 #[cfg(test)]

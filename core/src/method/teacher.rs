@@ -118,7 +118,8 @@ mod tests {
     #[test]
     fn refresh_copies_the_student_exactly() {
         let student = Model::new(&cfg(), 3, Device::Cpu, 1);
-        let mut teacher = Teacher::new(&Model::new(&cfg(), 3, Device::Cpu, 2), &cfg(), &distill(TeacherKind::Phase, 0.0));
+        let mut teacher =
+            Teacher::new(&Model::new(&cfg(), 3, Device::Cpu, 2), &cfg(), &distill(TeacherKind::Phase, 0.0));
         teacher.refresh(&student, 10);
         let (s, t) = (student.variables(), teacher.model.variables());
         assert!(s.iter().all(|(n, x)| x.equal(&t[n])));

@@ -102,12 +102,11 @@ mod tests {
     }
 
     fn batch() -> Batch {
-        tch::manual_seed(11);
-        Batch {
+        crate::test_rng::seeded(11, || Batch {
             images: Tensor::randn([4, 3, 32, 64], (Kind::Float, Device::Cpu)),
             seg: Some(Tensor::randint(7, [4, 32, 64], (Kind::Int64, Device::Cpu))),
             depth: Some(Tensor::rand([4, 1, 32, 64], (Kind::Float, Device::Cpu)) + 0.5),
-        }
+        })
     }
 
     /// Both task losses and depth distillation, so the teacher's forward runs too.
@@ -118,7 +117,11 @@ mod tests {
     const DISTILL: DistillParams = DistillParams::uniform(1.0, 2.0);
 
     fn step(m: &Model) -> Update {
-        let teacher = Teacher::new(m, &small(), &crate::config::DistillConfig { teacher: TeacherKind::Phase, ..Default::default() });
+        let teacher = Teacher::new(
+            m,
+            &small(),
+            &crate::config::DistillConfig { teacher: TeacherKind::Phase, ..Default::default() },
+        );
         compute_update(m, &batch(), &losses(), DISTILL, Some(&teacher.model)).unwrap()
     }
 

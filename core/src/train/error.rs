@@ -34,7 +34,9 @@ pub enum TrainError {
     },
     #[error("{root}: {images} training image(s) cannot be split into two non-empty halves")]
     EmptyHalf { root: String, images: usize },
-    #[error("{path}: the split of the data under {root} differs from the run's manifest (were images added or removed?)")]
+    #[error(
+        "{path}: the split of the data under {root} differs from the run's manifest (were images added or removed?)"
+    )]
     SplitChanged { path: PathBuf, root: String },
     #[error("the data loader stopped early, before step {step}")]
     LoaderStopped { step: usize },

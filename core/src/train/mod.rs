@@ -13,11 +13,11 @@ pub mod wire;
 
 pub use crate::data::batch::Batch;
 pub use crate::losses::{LossSums, LossValues};
+pub use crate::method::DistillParams;
 pub use error::TrainError;
 pub use eval::evaluate;
 pub use run::{open_run, RunData};
 pub use state::{MergeMode, TrainingState};
 pub use state_bytes::StateError;
-pub use crate::method::DistillParams;
 pub use step::{apply, apply_delta, check_finite, compute_update, merge, weight_delta, StepError, Update};
 pub use trainer::{train, Observer, Silent, StepReport};

@@ -24,7 +24,6 @@ use crate::method::{DistillParams, Losses};
 use crate::model::{Model, Part};
 use crate::optim::Optimizer;
 
-
 /// What one batch part contributes to a step.
 #[derive(Debug)]
 pub struct Update {
@@ -280,12 +279,11 @@ mod tests {
     }
 
     fn batch(n: i64, seed: i64) -> Batch {
-        tch::manual_seed(seed);
-        Batch {
+        crate::test_rng::seeded(seed, || Batch {
             images: Tensor::randn([n, 3, 8, 8], (Kind::Float, Device::Cpu)),
             seg: Some(Tensor::randint(3, [n, 8, 8], (Kind::Int64, Device::Cpu))),
             depth: Some(Tensor::rand([n, 1, 8, 8], (Kind::Float, Device::Cpu)) + 0.5),
-        }
+        })
     }
 
     const NO_DISTILL: DistillParams = DistillParams::uniform(1.0, 2.0);

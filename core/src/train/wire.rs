@@ -176,12 +176,11 @@ mod tests {
     }
 
     fn update(m: &Model) -> Update {
-        tch::manual_seed(1);
-        let batch = Batch {
+        let batch = crate::test_rng::seeded(1, || Batch {
             images: Tensor::randn([2, 3, 8, 8], (Kind::Float, Device::Cpu)),
             seg: Some(Tensor::randint(3, [2, 8, 8], (Kind::Int64, Device::Cpu))),
             depth: None,
-        };
+        });
         let losses = Losses { seg: true, ..Default::default() };
         compute_update(m, &batch, &losses, DistillParams::uniform(1.0, 2.0), None).unwrap()
     }
