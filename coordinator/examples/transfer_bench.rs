@@ -20,7 +20,6 @@ use dmtl_worker::client::{client, Client};
 
 const REPEATS: usize = 5;
 
-
 /// Seconds of one round's transfers and the bytes moved.
 struct Round {
     pull_s: f64,

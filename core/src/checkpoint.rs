@@ -10,8 +10,8 @@ use tch::Tensor;
 
 use crate::config::Config;
 use crate::data::sampler::DrawCounters;
-use crate::tensor_io::{self, write_atomic};
 use crate::losses::{LossSums, LossValues};
+use crate::tensor_io::{self, write_atomic};
 
 /// The checkpoint format this build writes and reads.
 pub const CHECKPOINT_FORMAT: u32 = 1;

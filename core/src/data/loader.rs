@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use super::augment::augment;
 use super::batch::build_batch;
+use super::batch::Batch;
 use super::cityscapes::parallel_map;
 use super::error::DataError;
 use super::sampler::{DrawCounters, Sampler};
 use super::{DepthTarget, Sample};
 use crate::config::AugmentConfig;
 use crate::method::{PartPlan, Schedule, StepPlan};
-use super::batch::Batch;
 
 /// The batches of one step, one per plan part (`None` for a part whose pool
 /// this loader does not serve, e.g. the other task's half on a worker).
