@@ -13,8 +13,22 @@ suites=(methods switch-every lambda)
 [ -x "$dmtl" ] || { echo "run-benchmark: $dmtl is not built (make build)" >&2; exit 1; }
 test -f data/synthetic-2000/.complete || "$dmtl" gen-synthetic --out data/synthetic-2000 \
     --train 2000 --val 300 --height 128 --width 256 --seed 11
+# Finished runs are committed (without checkpoints) under docs/results/benchmark/runs:
+# a fresh clone starts from them instead of running them again.
+committed=docs/results/benchmark/runs
+for fin in "$committed"/*/*/seed-*/final.json; do
+    [ -f "$fin" ] || continue
+    rel=${fin#"$committed"/}; dir=$runs/$(dirname "$rel")
+    [ -f "$dir/final.json" ] || { mkdir -p "$dir"; cp "$(dirname "$fin")"/* "$dir/"; }
+done
 for n in $(seq 1 "$seeds"); do
     for suite in "${suites[@]}"; do
         "$dmtl" experiment --suite "configs/benchmark/$suite" --seeds "$n" --engine train --out "$runs/$suite"
+        # Keep what finished (checkpoints stay in $runs).
+        for fin in "$runs/$suite"/*/seed-*/final.json; do
+            [ -f "$fin" ] || continue
+            src=$(dirname "$fin"); dest=$committed/${src#"$runs"/}
+            mkdir -p "$dest"; cp "$src"/{config.toml,split.json,metrics.jsonl,final.json} "$dest/"
+        done
     done
 done
