@@ -18,9 +18,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dmtl_collective::{Backend, Groups};
+use dmtl_collective::{Backend, CollectiveError, Groups};
 use dmtl_core::checkpoint::TrainState;
-use dmtl_core::train::TrainError;
 
 use crate::hub::{NcclRound, UpdateKind, WorkerRound};
 use crate::scheduler::WorkerId;
@@ -33,6 +32,17 @@ pub enum GroupOutcome {
     /// No member holds the run's state and the coordinator's copy is older:
     /// roll the counters back to it, then plan again.
     RollBack,
+}
+
+/// Why a round's nccl group could not be put into its assignments.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    /// The backend gave no unique id for a new generation.
+    #[error("a unique id for the nccl group: {0}")]
+    UniqueId(#[source] CollectiveError),
+    /// An assigned worker has no rank in the group (it has no name).
+    #[error("worker {0} is not in the nccl group")]
+    NotMember(WorkerId),
 }
 
 /// The nccl plane's state on the coordinator.
@@ -86,14 +96,10 @@ impl NcclPlane {
         assignments: &mut BTreeMap<WorkerId, WorkerRound>,
         want_state: bool,
         state_current: bool,
-    ) -> Result<GroupOutcome, TrainError> {
+    ) -> Result<GroupOutcome, GroupError> {
         let members: Vec<&str> = assignments.keys().filter_map(|id| names.get(id).map(String::as_str)).collect();
         let backend = self.backend;
-        let plan = self
-            .groups
-            .for_round(&members, || backend.new_unique_id())
-            .map_err(|e| TrainError::Other(format!("a unique id for the nccl group: {e}")))?
-            .clone();
+        let plan = self.groups.for_round(&members, || backend.new_unique_id()).map_err(GroupError::UniqueId)?.clone();
         let fresh = self.synced_generation != Some(plan.generation);
         let source = if fresh {
             assignments
@@ -109,10 +115,7 @@ impl NcclPlane {
             return Ok(GroupOutcome::RollBack);
         }
         for (id, round) in assignments.iter_mut() {
-            let membership = names
-                .get(id)
-                .and_then(|n| plan.membership(n))
-                .ok_or_else(|| TrainError::Other(format!("worker {id} is not in the nccl group")))?;
+            let membership = names.get(id).and_then(|n| plan.membership(n)).ok_or(GroupError::NotMember(*id))?;
             round.update_kind =
                 if want_state && membership.rank == 0 { UpdateKind::State } else { UpdateKind::Receipt };
             round.nccl = Some(Box::new(NcclRound { membership, source_rank: source, load_state }));

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dmtl_collective::PlaneError;
 use dmtl_core::config::{Config, DataPlane};
 use dmtl_core::data::dataset::{index_split, load_split};
 use dmtl_core::data::Split;
 use dmtl_core::method::Schedule;
 use dmtl_core::run_dir::RunDir;
+use dmtl_core::tensor_io::TensorIoError;
 use dmtl_core::train::{open_run, RunData, TrainError};
 use dmtl_proto::v1::coordinator_server::CoordinatorServer;
 use dmtl_proto::v1::monitor_server::MonitorServer;
@@ -20,12 +22,12 @@ use tokio::sync::oneshot;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-use crate::engine::{Engine, EngineEnd};
+use crate::engine::{Engine, EngineEnd, EngineError};
 
 use crate::hub::{EventKind, Hub, RunFacts, RunState, RunView};
 use crate::merger::Merger;
 use crate::nccl_plane::NcclPlane;
-use crate::scheduler::{Scheduler, SchedulerConfig, TaskPools};
+use crate::scheduler::{Scheduler, SchedulerConfig, SchedulerError, TaskPools};
 use crate::service::auth::TokenCheck;
 use crate::service::coordinator::CoordinatorService;
 use crate::service::monitor::MonitorService;
@@ -52,12 +54,58 @@ pub struct CoordinatorOptions {
     pub linger: Duration,
 }
 
+/// Why a coordinator did not start, or how its run ended in an error.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
+    /// Preparing the run: device, data, run directory, resume.
     #[error(transparent)]
     Train(#[from] TrainError),
-    #[error("{0}")]
-    Start(String),
+    /// The round loop ended in an error.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// `data_plane = "nccl"` cannot run in this build or on this machine.
+    #[error(transparent)]
+    Plane(#[from] PlaneError),
+    /// The scheduler refused the run's pools or settings.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    /// The first weight snapshot could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] TensorIoError),
+    /// The preparing task did not finish (it panicked).
+    #[error("preparing the run: {0}")]
+    Prepare(#[source] tokio::task::JoinError),
+    /// An address to listen on (`--listen`, `--metrics-listen`).
+    #[error("{flag} {addr}: {source}")]
+    Listen {
+        flag: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listener's own address.
+    #[error(transparent)]
+    LocalAddr(std::io::Error),
+    /// The round loop's thread did not start.
+    #[error("spawning the round loop: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The reflection service did not build.
+    #[error("reflection: {0}")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    /// A TLS file (`--tls-cert`, `--tls-key`) could not be read.
+    #[error("{flag} {}: {source}", path.display())]
+    TlsFile {
+        flag: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS identity was refused.
+    #[error("--tls-cert/--tls-key: {0}")]
+    Tls(#[source] tonic::transport::Error),
+    /// The round loop's thread panicked.
+    #[error("the round loop panicked")]
+    Panicked,
 }
 
 /// A running coordinator.
@@ -68,7 +116,7 @@ pub struct Coordinator {
     pub metrics_addr: Option<SocketAddr>,
     pub hub: Arc<Hub>,
     pub message: String,
-    done: oneshot::Receiver<Result<EngineEnd, TrainError>>,
+    done: oneshot::Receiver<Result<EngineEnd, EngineError>>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     shutdown: Option<oneshot::Sender<()>>,
     metrics: Option<tokio::task::JoinHandle<()>>,
@@ -94,7 +142,7 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
         DataPlane::Grpc => None,
         DataPlane::Nccl => {
             // Says why this build or machine cannot run the plane (no `nccl` feature, no GPU, no libnccl).
-            let backend = dmtl_collective::Backend::select(None).map_err(|e| CoordinatorError::Start(e.to_string()))?;
+            let backend = dmtl_collective::Backend::select(None)?;
             Some(backend)
         }
     };
@@ -130,8 +178,7 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
         merger = Merger::resume(config, device, &ckpt, &path)?;
     }
 
-    let pools = TaskPools::from_plans(&split, &merger.schedule().phase_plans())
-        .map_err(|e| CoordinatorError::Start(e.to_string()))?;
+    let pools = TaskPools::from_plans(&split, &merger.schedule().phase_plans())?;
     let d = &config.distributed;
     let scheduler = Scheduler::new(
         SchedulerConfig {
@@ -139,9 +186,8 @@ fn prepare(opts: &CoordinatorOptions) -> Result<Prepared, CoordinatorError> {
             round_deadline_ms: (d.round_timeout_s * 1000.0).round() as u64,
         },
         pools,
-    )
-    .map_err(|e| CoordinatorError::Start(e.to_string()))?;
-    let weights_len = merger.weights().map_err(|e| CoordinatorError::Start(e.to_string()))?.len() as u64;
+    )?;
+    let weights_len = merger.weights()?.len() as u64;
     let facts = RunFacts {
         run_id,
         method: config.method.kind.to_string(),
@@ -189,25 +235,25 @@ impl Coordinator {
     pub async fn start(opts: CoordinatorOptions) -> Result<Coordinator, CoordinatorError> {
         let prepared = {
             let opts = opts.clone();
-            tokio::task::spawn_blocking(move || prepare(&opts))
-                .await
-                .map_err(|e| CoordinatorError::Start(format!("preparing the run: {e}")))??
+            tokio::task::spawn_blocking(move || prepare(&opts)).await.map_err(CoordinatorError::Prepare)??
         };
         let Prepared { config, merger, val, dir, facts, scheduler, run, message, nccl } = prepared;
         let (engine_tx, engine_rx) = std::sync::mpsc::channel();
         let hub = Hub::new(facts, scheduler, run, engine_tx);
 
         // Listen before the round loop starts, so that the address is known.
-        let listener = tokio::net::TcpListener::bind(opts.listen)
-            .await
-            .map_err(|e| CoordinatorError::Start(format!("--listen {}: {e}", opts.listen)))?;
-        let addr = listener.local_addr().map_err(|e| CoordinatorError::Start(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| CoordinatorError::Listen {
+            flag: "--listen",
+            addr: opts.listen,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(CoordinatorError::LocalAddr)?;
         let metrics_listener = match opts.metrics_listen {
-            Some(a) => Some(
-                tokio::net::TcpListener::bind(a)
-                    .await
-                    .map_err(|e| CoordinatorError::Start(format!("--metrics-listen {a}: {e}")))?,
-            ),
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|source| CoordinatorError::Listen {
+                flag: "--metrics-listen",
+                addr: a,
+                source,
+            })?),
             None => None,
         };
 
@@ -230,7 +276,7 @@ impl Coordinator {
                 finish(&engine_hub, &result);
                 let _ = done_tx.send(result);
             })
-            .map_err(|e| CoordinatorError::Start(format!("spawning the round loop: {e}")))?;
+            .map_err(CoordinatorError::Spawn)?;
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter.set_serving::<CoordinatorServer<CoordinatorService>>().await;
@@ -241,9 +287,8 @@ impl Coordinator {
                 .register_encoded_file_descriptor_set(dmtl_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
-        let reflection_v1 = reflection().build_v1().map_err(|e| CoordinatorError::Start(format!("reflection: {e}")))?;
-        let reflection_v1alpha =
-            reflection().build_v1alpha().map_err(|e| CoordinatorError::Start(format!("reflection: {e}")))?;
+        let reflection_v1 = reflection().build_v1().map_err(CoordinatorError::Reflection)?;
+        let reflection_v1alpha = reflection().build_v1alpha().map_err(CoordinatorError::Reflection)?;
         let auth = TokenCheck::new(&opts.token);
         let coordinator = CoordinatorServer::new(CoordinatorService { hub: hub.clone() })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -259,13 +304,11 @@ impl Coordinator {
             .http2_keepalive_interval(Some(Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)));
         if let Some(tls) = &opts.tls {
-            let read = |p: &PathBuf, flag: &str| {
-                std::fs::read(p).map_err(|e| CoordinatorError::Start(format!("{flag} {}: {e}", p.display())))
+            let read = |path: &PathBuf, flag: &'static str| {
+                std::fs::read(path).map_err(|source| CoordinatorError::TlsFile { flag, path: path.clone(), source })
             };
             let identity = Identity::from_pem(read(&tls.cert, "--tls-cert")?, read(&tls.key, "--tls-key")?);
-            builder = builder
-                .tls_config(ServerTlsConfig::new().identity(identity))
-                .map_err(|e| CoordinatorError::Start(format!("--tls-cert/--tls-key: {e}")))?;
+            builder = builder.tls_config(ServerTlsConfig::new().identity(identity)).map_err(CoordinatorError::Tls)?;
         }
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let router = builder
@@ -308,7 +351,7 @@ impl Coordinator {
 
     /// Waits for the run to end, lets the workers learn of it, and stops serving.
     pub async fn wait(mut self) -> Result<EngineEnd, CoordinatorError> {
-        let result = (&mut self.done).await.map_err(|_| CoordinatorError::Start("the round loop panicked".into()))?;
+        let result = (&mut self.done).await.map_err(|_| CoordinatorError::Panicked)?;
         // Let workers (and watchers) see the end: until every worker left, or the linger time.
         let until = tokio::time::Instant::now() + self.linger;
         while tokio::time::Instant::now() < until {
@@ -330,7 +373,7 @@ impl Coordinator {
 }
 
 /// Records the end of the run in the hub: state, event, waking waiting workers.
-fn finish(hub: &Hub, result: &Result<EngineEnd, TrainError>) {
+fn finish(hub: &Hub, result: &Result<EngineEnd, EngineError>) {
     let mut st = hub.lock();
     let (state, metrics, error) = match result {
         Ok(EngineEnd::Finished(r)) => (RunState::Finished, Some(r.metrics()), None),

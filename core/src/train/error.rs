@@ -44,8 +44,6 @@ pub enum TrainError {
     Resume { path: PathBuf, message: String },
     #[error("stopped at step {step} of {total}; checkpoint {checkpoint} (continue with --resume)")]
     Stopped { step: usize, total: usize, checkpoint: PathBuf },
-    #[error("{0}")]
-    Other(String),
 }
 
 impl TrainError {
