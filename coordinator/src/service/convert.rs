@@ -8,8 +8,8 @@ use dmtl_proto::v1;
 use tonic::{Code, Status};
 
 use crate::hub::{
-    EventKind, HubError, NcclRound, RunEvent, RunState, RunView, SnapshotKind, StatusView, UpdateKind, WorkerActivity,
-    WorkerInfo, WorkerRound,
+    Admission, EventKind, HubError, NcclRound, RunEvent, RunState, RunView, SnapshotKind, StatusView, UpdateKind,
+    WorkerActivity, WorkerInfo, WorkerRound,
 };
 use crate::scheduler::Task;
 
@@ -169,6 +169,28 @@ pub fn run_state_to(s: RunState) -> v1::RunState {
     }
 }
 
+/// What a joining worker is told: its name and task, and the run's facts.
+pub fn admission_to(a: Admission) -> v1::RegisterResponse {
+    let Admission { worker, task, facts: f } = a;
+    v1::RegisterResponse {
+        worker_id: worker,
+        assignment: Some(v1::Assignment {
+            run_id: f.run_id,
+            task: task_to(task) as i32,
+            shards: None,
+            config_toml: f.config_toml,
+            data_plane: Some(v1::DataPlane {
+                kind: if f.nccl { v1::DataPlaneKind::Nccl } else { v1::DataPlaneKind::Grpc } as i32,
+                local_steps: f.local_steps,
+                chunk_bytes: f.chunk_bytes,
+            }),
+            dataset_size: f.dataset_size,
+        }),
+        heartbeat_interval_ms: f.heartbeat_interval_ms,
+        heartbeat_timeout_ms: f.heartbeat_timeout_ms,
+    }
+}
+
 pub fn round_plan_to(r: &WorkerRound) -> v1::RoundPlan {
     v1::RoundPlan {
         method: r.method.clone(),
@@ -278,4 +300,23 @@ pub fn event_to(e: &RunEvent) -> v1::Event {
         }),
     };
     v1::Event { unix_ms: e.unix_ms, seq: e.seq, kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::testing::facts;
+
+    #[test]
+    fn admission_to_puts_the_name_task_and_run_facts_into_the_register_response() {
+        let admission = Admission { worker: "depth-3.ab".into(), task: Task::Depth, facts: facts() };
+        let r = admission_to(admission);
+        assert_eq!(r.worker_id, "depth-3.ab");
+        assert_eq!((r.heartbeat_interval_ms, r.heartbeat_timeout_ms), (500, 3000));
+        let a = r.assignment.expect("an assignment");
+        assert_eq!((a.run_id.as_str(), a.config_toml.as_str(), a.dataset_size), ("toy-run", "seed = 7\n", 6));
+        assert_eq!((a.task, a.shards), (v1::Task::Depth as i32, None));
+        let plane = a.data_plane.expect("a data plane");
+        assert_eq!((plane.kind, plane.local_steps, plane.chunk_bytes), (v1::DataPlaneKind::Grpc as i32, 2, 4096));
+    }
 }

@@ -40,24 +40,8 @@ impl Coordinator for CoordinatorService {
             version: r.version,
             previous: (!r.previous_worker_id.is_empty()).then_some(r.previous_worker_id),
         };
-        let a = self.hub.register(registration).map_err(status)?;
-        Ok(Response::new(v1::RegisterResponse {
-            worker_id: a.worker,
-            assignment: Some(v1::Assignment {
-                run_id: a.run_id,
-                task: task_to(a.task) as i32,
-                shards: None,
-                config_toml: a.config_toml,
-                data_plane: Some(v1::DataPlane {
-                    kind: if a.nccl { v1::DataPlaneKind::Nccl } else { v1::DataPlaneKind::Grpc } as i32,
-                    local_steps: a.local_steps,
-                    chunk_bytes: a.chunk_bytes,
-                }),
-                dataset_size: a.dataset_size,
-            }),
-            heartbeat_interval_ms: a.heartbeat_interval_ms,
-            heartbeat_timeout_ms: a.heartbeat_timeout_ms,
-        }))
+        let admission = self.hub.register(registration).map_err(status)?;
+        Ok(Response::new(admission_to(admission)))
     }
 
     async fn heartbeat(
