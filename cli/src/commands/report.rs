@@ -9,7 +9,7 @@ pub struct Args {
     /// Run directories, or folders holding them (e.g. the --out of `dmtl experiment`).
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
-    /// Where results.md, results.csv, pareto.png/.svg and curves.png go.
+    /// Where results.md, results.csv, forgetting.csv, paired.csv, pareto.png/.svg, curves.png and forgetting.png go.
     #[arg(long)]
     out: PathBuf,
 }

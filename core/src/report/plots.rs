@@ -1,8 +1,10 @@
 //! The report's figures, drawn with plotters and an embedded font (no system
 //! fonts needed): `pareto.png`/`pareto.svg` (segmentation quality against
 //! depth quality, one point per method with seed error bars; top-right is
-//! best; `full` blue, `half` orange) and `curves.png` (validation mIoU and
-//! abs err against training images seen).
+//! best; `full` blue, `half` orange), `curves.png` (validation mIoU and
+//! abs err against training images seen) and `forgetting.png` (per method,
+//! segmentation and depth forgetting as bars with seed error bars; the
+//! noise floor of methods without task phases pale).
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -11,6 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::error::ReportError;
+use super::forgetting::{ForgettingStats, MethodForgetting};
 use super::summary::MethodSummary;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
@@ -171,6 +174,84 @@ pub fn curves(summary: &[MethodSummary], path: &Path) -> Result<PathBuf, ReportE
                 .draw()
                 .map_err(|e| e.to_string())?;
         }
+        root.present().map_err(|e| e.to_string())
+    };
+    draw().map_err(plot_err(path))?;
+    Ok(path.to_path_buf())
+}
+
+/// One panel of `forgetting.png`: a bar per method of the value `pick` takes from its stats.
+fn draw_forgetting_panel<DB: DrawingBackend>(
+    panel: &DrawingArea<DB, Shift>,
+    rows: &[MethodForgetting],
+    title: &str,
+    pick: fn(&ForgettingStats) -> (f64, f64),
+    digits: usize,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let n = rows.len();
+    let bars: Vec<Option<(f64, f64)>> =
+        rows.iter().map(|r| r.stats.as_ref().map(pick).filter(|v| v.0.is_finite())).collect();
+    let (lo, hi) = range(bars.iter().flatten().flat_map(|(m, s)| [m - s, m + s]).chain([0.0]));
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    // One segment per method: bars span a segment, whiskers stand at its centre.
+    let mut chart = ChartBuilder::on(panel)
+        .caption(title, (FAMILY, 20))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d((0..n.max(1) - 1).into_segmented(), lo..hi)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n.max(1))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_label_formatter(&|v| format!("{:.digits$}", if v.abs() < 1e-12 { 0.0 } else { *v }))
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let zero = LineSeries::new([(SegmentValue::Exact(0), 0.0), (SegmentValue::Last, 0.0)], BLACK);
+    chart.draw_series(zero).map_err(|e| e.to_string())?;
+    for (i, (row, bar)) in rows.iter().zip(&bars).enumerate() {
+        let centre = SegmentValue::CenterOf(i);
+        let Some((mean, std)) = *bar else {
+            let na = EmptyElement::at((centre, 0.0)) + Text::new("n/a", (-10, -18), (FAMILY, 14).into_font());
+            chart.draw_series([na]).map_err(|e| e.to_string())?;
+            continue;
+        };
+        let c = colour(&row.label, i);
+        let fill = if row.phased { c.filled() } else { c.mix(0.35).filled() };
+        let right = if i + 1 < n { SegmentValue::Exact(i + 1) } else { SegmentValue::Last };
+        let mut rect = Rectangle::new([(SegmentValue::Exact(i), 0.0), (right, mean)], fill);
+        rect.set_margin(0, 0, 14, 14);
+        chart.draw_series([rect]).map_err(|e| e.to_string())?;
+        let whisker = ShapeStyle::from(&BLACK).stroke_width(2);
+        chart
+            .draw_series([ErrorBar::new_vertical(centre, mean - std, mean, mean + std, whisker, 10)])
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Writes `forgetting.png`: segmentation forgetting in mIoU points (left) and
+/// depth forgetting in abs err (right), mean ± std over seeds per method;
+/// pale bars are the noise floor, `n/a` marks methods not measured.
+pub fn forgetting(rows: &[MethodForgetting], path: &Path) -> Result<PathBuf, ReportError> {
+    register();
+    let draw = || -> Result<(), String> {
+        let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let panels = root.split_evenly((1, 2));
+        let seg: fn(&ForgettingStats) -> (f64, f64) = |s| s.seg;
+        let depth: fn(&ForgettingStats) -> (f64, f64) = |s| s.depth;
+        draw_forgetting_panel(&panels[0], rows, "segmentation forgetting, mIoU points (pale: noise floor)", seg, 2)?;
+        draw_forgetting_panel(&panels[1], rows, "depth forgetting, abs err (pale: noise floor)", depth, 4)?;
         root.present().map_err(|e| e.to_string())
     };
     draw().map_err(plot_err(path))?;

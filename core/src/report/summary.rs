@@ -28,7 +28,8 @@ pub const METRICS: [(&str, &str, bool); 5] = [
     ("delta1", "δ<1.25 (%)", true),
 ];
 
-fn metric(m: &EvalMetrics, key: &str) -> f64 {
+/// The value of the [`METRICS`] key `key` in `m`.
+pub(super) fn metric(m: &EvalMetrics, key: &str) -> f64 {
     match key {
         "miou" => m.seg.miou,
         "pixel_acc" => m.seg.pixel_acc,
