@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use dmtl_core::config::{Config, ConfigError};
+use dmtl_core::config::{toml_string, Config, ConfigError};
 
 /// `--data-root` and `--set`: changes to a config file's values.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -51,11 +51,6 @@ impl ConfigArgs {
     pub fn load(&self) -> Result<Config, ConfigError> {
         Config::load(&self.config, &self.overrides.list())
     }
-}
-
-/// A TOML string literal (for `--set` values built from paths).
-pub fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
 }
 
 #[cfg(test)]

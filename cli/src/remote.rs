@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use dmtl_proto::connect::{channel, BearerToken};
 use dmtl_proto::v1::monitor_client::MonitorClient;
 use dmtl_proto::v1::{self, RunStatus};
-use dmtl_worker::client::{channel, BearerToken};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -54,8 +54,8 @@ pub type Monitor = MonitorClient<InterceptedService<Channel, BearerToken>>;
 
 pub fn monitor(url: &str, access: &Access) -> anyhow::Result<Monitor> {
     let token = token(access.token_file.as_ref())?;
-    let ch = channel(url, access.tls_ca.as_ref()).map_err(anyhow::Error::msg)?;
-    Ok(MonitorClient::with_interceptor(ch, BearerToken::new(&token).map_err(anyhow::Error::msg)?))
+    let ch = channel(url, access.tls_ca.as_ref())?;
+    Ok(MonitorClient::with_interceptor(ch, BearerToken::new(&token)?))
 }
 
 pub fn state_name(state: i32) -> &'static str {

@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use dmtl_proto::connect::{channel, BearerToken};
 use dmtl_proto::v1::{self, event::Kind, monitor_client::MonitorClient};
-use dmtl_worker::client::{channel, BearerToken};
 
 const TOKEN: &str = "process-test-token";
 

@@ -6,8 +6,12 @@
 //! - [`chunk`] — the chunking format: [`split`], the [`Assembler`], the limits.
 //! - [`messages`] — chunks in [`v1::SnapshotChunk`] / [`v1::UpdateChunk`]
 //!   messages, headers first: [`chunk_messages`], [`StreamReceiver`], [`receive`].
+//! - [`connect`] — the client side of a connection to a coordinator: the
+//!   channel (flow control, keep-alive, TLS), the bearer token, a
+//!   [`connect::Client`] with the message limits set.
 
 pub mod chunk;
+pub mod connect;
 pub mod messages;
 
 pub use chunk::{
@@ -21,8 +25,6 @@ pub mod v1 {
     tonic::include_proto!("dmtl.v1");
 }
 
-/// The encoded `FileDescriptorSet` of every `dmtl.v1` file, for gRPC server
-/// reflection (`tonic_reflection::server::Builder::register_encoded_file_descriptor_set`).
 /// HTTP/2 flow control that both sides of `dmtl.v1` set: a stream may have
 /// [`STREAM_WINDOW_BYTES`] in flight before the receiver acknowledges, a
 /// connection [`CONNECTION_WINDOW_BYTES`], in frames of up to
@@ -36,6 +38,8 @@ pub const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
 /// See [`STREAM_WINDOW_BYTES`] (HTTP/2 allows up to 16 MiB − 1).
 pub const MAX_FRAME_BYTES: u32 = 1 << 20;
 
+/// The encoded `FileDescriptorSet` of every `dmtl.v1` file, for gRPC server
+/// reflection (`tonic_reflection::server::Builder::register_encoded_file_descriptor_set`).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("dmtl_descriptor");
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The worker's training thread: owns the model, the teacher, the local
 //! optimizer and the images of the worker's shard, and runs the rounds'
 //! steps with the foundation engine's step (`compute_update`). It never runs
-//! on the async runtime: the client sends it [`Job`]s and awaits the replies.
+//! on the async runtime: the session sends it [`Job`]s and awaits the replies.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{channel, Sender};
@@ -17,6 +17,8 @@ use dmtl_core::method::{PartPlan, Schedule};
 use dmtl_core::train::wire::{encode_update, load_weights};
 use dmtl_core::train::{check_finite, compute_update, Batch, DistillParams, LossValues, TrainingState, Update};
 use tokio::sync::oneshot;
+
+use crate::WorkerError;
 
 mod local;
 mod nccl;
@@ -52,7 +54,7 @@ pub struct RoundResult {
     pub images_per_s: f64,
 }
 
-type Reply<T> = oneshot::Sender<Result<T, String>>;
+type Reply<T> = oneshot::Sender<Result<T, WorkerError>>;
 
 /// The training thread's work.
 pub enum Job {
@@ -98,7 +100,7 @@ pub struct TrainerHandle {
 impl TrainerHandle {
     /// Starts the thread: opens the device, indexes the training split and
     /// builds the model (and a teacher when the method distils).
-    pub fn spawn(config: Config, dataset_size: u64) -> Result<TrainerHandle, String> {
+    pub fn spawn(config: Config, dataset_size: u64) -> Result<TrainerHandle, WorkerError> {
         let (tx, rx) = channel::<Job>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -120,13 +122,13 @@ impl TrainerHandle {
                             let _ = reply.send(state.set_shard(indices));
                         }
                         Job::Weights { bytes, reply } => {
-                            let r = load_weights(&bytes, &state.ts.model).map(|_| ()).map_err(|e| e.to_string());
+                            let r = load_weights(&bytes, &state.ts.model).map(|_| ()).map_err(WorkerError::from);
                             let _ = reply.send(r);
                         }
                         Job::Teacher { bytes, reply } => {
                             let r = match &state.ts.teacher {
-                                Some(t) => load_weights(&bytes, &t.model).map(|_| ()).map_err(|e| e.to_string()),
-                                None => Err("this method has no teacher".into()),
+                                Some(t) => load_weights(&bytes, &t.model).map(|_| ()).map_err(WorkerError::from),
+                                None => Err(WorkerError::NoTeacher),
                             };
                             let _ = reply.send(r);
                         }
@@ -135,7 +137,7 @@ impl TrainerHandle {
                         }
                         Job::Prepare { work } => state.prepare(&work),
                         Job::State { bytes, reply } => {
-                            let _ = reply.send(state.ts.load_bytes(&bytes).map_err(|e| e.to_string()));
+                            let _ = reply.send(state.ts.load_bytes(&bytes).map_err(WorkerError::from));
                         }
                         Job::Nccl { step, reply } => {
                             let _ = reply.send(state.nccl_step(&step));
@@ -143,8 +145,8 @@ impl TrainerHandle {
                     }
                 }
             })
-            .map_err(|e| format!("spawning the training thread: {e}"))?;
-        ready_rx.recv().map_err(|_| "the training thread stopped while starting".to_string())??;
+            .map_err(WorkerError::Spawn)?;
+        ready_rx.recv().map_err(|_| WorkerError::TrainerGone { when: "while starting" })??;
         Ok(TrainerHandle { tx })
     }
 
@@ -154,10 +156,11 @@ impl TrainerHandle {
     }
 
     /// Sends a job and awaits its reply.
-    pub async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, String> {
+    pub async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Job) -> Result<T, WorkerError> {
+        const GONE: WorkerError = WorkerError::TrainerGone { when: "before replying" };
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).map_err(|_| "the training thread has stopped".to_string())?;
-        rx.await.map_err(|_| "the training thread has stopped".to_string())?
+        self.tx.send(make(reply)).map_err(|_| GONE)?;
+        rx.await.map_err(|_| GONE)?
     }
 }
 
@@ -178,18 +181,17 @@ struct State {
 }
 
 impl State {
-    fn new(config: Config, dataset_size: u64) -> Result<State, String> {
+    fn new(config: Config, dataset_size: u64) -> Result<State, WorkerError> {
         let device = dmtl_core::device::open_device(&config.train.device, config.train.cudnn_benchmark)
-            .map_err(|e| format!("config key `train.device`: {e}"))?;
+            .map_err(WorkerError::Device)?;
         dmtl_core::device::set_threads(config.train.threads);
-        let index = index_split(&config.data, Split::Train).map_err(|e| e.to_string())?;
+        let index = index_split(&config.data, Split::Train)?;
         if index.len() as u64 != dataset_size {
-            return Err(format!(
-                "{}: {} training images here, the coordinator's dataset has {dataset_size} \
-                 (the workers must see the same images: check --data-root)",
-                config.data.root,
-                index.len()
-            ));
+            return Err(WorkerError::DatasetMismatch {
+                root: config.data.root.clone(),
+                found: index.len(),
+                expected: dataset_size,
+            });
         }
         Ok(State {
             ts: TrainingState::new(&config, device),
@@ -235,13 +237,13 @@ impl State {
         self.prepared = Some((work.round, self.draw(&mut sampler, work, 0)));
     }
 
-    fn set_shard(&mut self, indices: Vec<usize>) -> Result<usize, String> {
-        if let Some(&bad) = indices.iter().find(|&&i| i >= self.index.len()) {
-            return Err(format!("shard image index {bad} is out of range ({} training images)", self.index.len()));
+    fn set_shard(&mut self, indices: Vec<usize>) -> Result<usize, WorkerError> {
+        if let Some(&index) = indices.iter().find(|&&i| i >= self.index.len()) {
+            return Err(WorkerError::ShardIndex { index, images: self.index.len() });
         }
         let missing: Vec<usize> = indices.iter().copied().filter(|i| !self.images.contains_key(i)).collect();
         let started = Instant::now();
-        let loaded = load_indices(&self.config.data, &self.index, &missing).map_err(|e| e.to_string())?;
+        let loaded = load_indices(&self.config.data, &self.index, &missing)?;
         let keep: std::collections::BTreeSet<usize> = indices.iter().copied().collect();
         self.images.retain(|i, _| keep.contains(i));
         self.images.extend(missing.iter().copied().zip(loaded));
@@ -262,20 +264,19 @@ impl State {
 
     /// This worker's update of step `step`: its part's gradients, or why it
     /// failed (a diverged loss included). Both data planes train through it.
-    fn part_update(&self, work: &RoundWork, batch: &Batch, step: usize) -> Result<Update, String> {
+    fn part_update(&self, work: &RoundWork, batch: &Batch, step: usize) -> Result<Update, WorkerError> {
         let teacher = self.ts.teacher.as_ref().map(|t| &t.model);
         let distill = DistillParams::of(&self.config, step);
-        let u =
-            compute_update(&self.ts.model, batch, &work.part.losses, distill, teacher).map_err(|e| e.to_string())?;
-        check_finite(&u).map_err(|e| format!("training diverged in round {}: {e}", work.round))?;
+        let u = compute_update(&self.ts.model, batch, &work.part.losses, distill, teacher)?;
+        check_finite(&u).map_err(|source| WorkerError::Diverged { round: work.round, source })?;
         Ok(u)
     }
 
     /// A grpc-plane round: one step's gradients, or (local SGD) the weight
     /// delta of the round's steps, encoded for the push.
-    fn train(&mut self, work: &RoundWork) -> Result<RoundResult, String> {
+    fn train(&mut self, work: &RoundWork) -> Result<RoundResult, WorkerError> {
         if self.shard.is_empty() {
-            return Err("no shard assigned".into());
+            return Err(WorkerError::NoShard);
         }
         let started = Instant::now();
         let prepared = self.take_prepared(work);
@@ -289,7 +290,7 @@ impl State {
             }
             PushKind::WeightDelta => self.local_steps(work, prepared, false)?.0,
         };
-        let payload = encode_update(&update).map_err(|e| e.to_string())?;
+        let payload = encode_update(&update).map_err(|source| WorkerError::Encode { what: "update", source })?;
         let elapsed = started.elapsed().as_secs_f64();
         Ok(RoundResult {
             payload,

@@ -3,6 +3,7 @@
 
 pub mod diff;
 mod error;
+mod literal;
 mod overrides;
 mod schema;
 pub mod tiny;
@@ -11,6 +12,7 @@ mod validate;
 use std::path::Path;
 
 pub use error::ConfigError;
+pub use literal::toml_string;
 pub use schema::*;
 pub use validate::validate;
 

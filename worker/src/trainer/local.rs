@@ -11,6 +11,7 @@ use dmtl_core::train::{apply, weight_delta, Batch, Update};
 use tch::Tensor;
 
 use super::{RoundWork, State};
+use crate::WorkerError;
 
 /// Where a member's local-SGD round started: copies of the model's variables
 /// and, where the round may have to be undone, of the optimizer's state.
@@ -58,7 +59,7 @@ impl State {
         work: &RoundWork,
         first: Option<Batch>,
         keep_optimizer: bool,
-    ) -> Result<(Update, RoundStart), String> {
+    ) -> Result<(Update, RoundStart), WorkerError> {
         let start = RoundStart::of(&self.ts.model, &self.ts.optimizer, keep_optimizer);
         let mut sampler = self.sampler(work);
         let mut first = first;

@@ -12,12 +12,13 @@ use std::time::Instant;
 
 use dmtl_collective::group::Membership;
 use dmtl_collective::sync::{broadcast_state, broadcast_teacher};
-use dmtl_collective::{all_reduce_merge, AbortHandle, Backend, CollectiveError, Communicator, Joined, MergeLayout};
+use dmtl_collective::{all_reduce_merge, AbortHandle, Backend, Communicator, Joined, MergeLayout};
 use dmtl_core::train::{LossValues, MergeMode, Update};
 
 use super::{RoundWork, State};
+use crate::WorkerError;
 
-/// What the client asks of the training thread for one nccl round.
+/// What the session asks of the training thread for one nccl round.
 pub struct NcclStep {
     pub work: RoundWork,
     pub backend: Backend,
@@ -26,7 +27,7 @@ pub struct NcclStep {
     pub source_rank: Option<u32>,
     /// Return the training state after the step (rank 0, before an evaluation or checkpoint).
     pub push_state: bool,
-    /// Where the communicator's abort handle is put, for the client's watchdog.
+    /// Where the communicator's abort handle is put, for the session's watchdog.
     pub abort: Arc<Mutex<Option<AbortHandle>>>,
 }
 
@@ -50,32 +51,22 @@ pub(super) struct NcclState {
     layout: Option<MergeLayout>,
 }
 
-enum Failure {
-    Collective(CollectiveError),
-    Other(String),
-}
-
-impl From<CollectiveError> for Failure {
-    fn from(e: CollectiveError) -> Self {
-        Failure::Collective(e)
-    }
-}
-
 impl State {
-    pub(super) fn nccl_step(&mut self, job: &NcclStep) -> Result<NcclOutcome, String> {
+    /// Runs `job`; a failed collective drops the communicator and ends the
+    /// round as [`NcclOutcome::Failed`], any other failure is an error.
+    pub(super) fn nccl_step(&mut self, job: &NcclStep) -> Result<NcclOutcome, WorkerError> {
         match self.nccl_round(job) {
-            Ok(outcome) => Ok(outcome),
-            Err(Failure::Collective(e)) => {
+            Err(WorkerError::Collective(e)) => {
                 self.nccl.comm.abort();
                 *job.abort.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::warn!(round = job.work.round, error = %e, "nccl collective failed; communicator dropped");
                 Ok(NcclOutcome::Failed(e.to_string()))
             }
-            Err(Failure::Other(e)) => Err(e),
+            other => other,
         }
     }
 
-    fn nccl_round(&mut self, job: &NcclStep) -> Result<NcclOutcome, Failure> {
+    fn nccl_round(&mut self, job: &NcclStep) -> Result<NcclOutcome, WorkerError> {
         let work = &job.work;
         let started = Instant::now();
         let step = work.first_step as usize;
@@ -86,7 +77,7 @@ impl State {
             None
         } else {
             if self.shard.is_empty() {
-                return Err(Failure::Other("no shard assigned".into()));
+                return Err(WorkerError::NoShard);
             }
             Some(match self.take_prepared(work) {
                 Some(b) => b,
@@ -106,10 +97,10 @@ impl State {
         let local = work.steps > 1 || self.config.distributed.local_steps > 1;
         let (update, start) = match batch {
             Some(batch) if local => {
-                let (update, start) = self.local_steps(work, Some(batch), true).map_err(Failure::Other)?;
+                let (update, start) = self.local_steps(work, Some(batch), true)?;
                 (update, Some(start))
             }
-            Some(batch) => (self.part_update(work, &batch, step).map_err(Failure::Other)?, None),
+            Some(batch) => (self.part_update(work, &batch, step)?, None),
             None => {
                 let nothing = Update {
                     grads: Default::default(),
@@ -144,10 +135,10 @@ impl State {
         } else {
             MergeMode::Gradients
         };
-        self.ts.apply_step(&self.config.train, &merged, mode).map_err(|e| Failure::Other(e.to_string()))?;
+        self.ts.apply_step(&self.config.train, &merged, mode)?;
         let state = if job.push_state {
             let bytes =
-                self.ts.encode_bytes().map_err(|e| Failure::Other(format!("encoding the training state: {e}")))?;
+                self.ts.encode_bytes().map_err(|source| WorkerError::Encode { what: "training state", source })?;
             Some(bytes)
         } else {
             None
@@ -164,7 +155,7 @@ impl State {
 
     /// Joins (or keeps) the round's communicator, hands the watchdog its
     /// abort handle, and copies the source rank's state when the group asks.
-    fn join_and_sync(&mut self, job: &NcclStep) -> Result<(), Failure> {
+    fn join_and_sync(&mut self, job: &NcclStep) -> Result<(), WorkerError> {
         let device = self.device;
         let joined = self.nccl.comm.ensure(job.membership, |m| job.backend.join(device, m))?;
         *job.abort.lock().unwrap_or_else(|p| p.into_inner()) = Some(joined.abort.clone());

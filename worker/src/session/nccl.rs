@@ -12,34 +12,25 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dmtl_collective::group::{Membership, UniqueId};
 use dmtl_collective::{AbortHandle, Backend};
+use dmtl_proto::connect::Client;
 use dmtl_proto::v1::{self, UpdateChunk};
 use dmtl_proto::{chunk_messages, receive};
 use tonic::Status;
 
-use crate::client::Client;
+use super::convert::train_losses;
 use crate::trainer::{Job, NcclOutcome, NcclStep, RoundWork, TrainerHandle};
-
-/// Why an nccl round could not be finished.
-pub(crate) enum RoundError {
-    /// An RPC failed (handled as the grpc plane's).
-    Rpc(Status),
-    /// The training thread failed (not a collective: those are reported as `FAILED`).
-    Training(String),
-    /// The training thread did not come back from the step after the
-    /// coordinator moved on (see [`STUCK_GRACE`]).
-    Stuck(String),
-}
+use crate::WorkerError;
 
 /// How long after the coordinator moved on the training thread may stay in
 /// an nccl step before the worker gives it up and exits. An aborted
 /// collective returns at once; a step that is computing returns at its next
 /// collective, which fails; only a thread blocked in NCCL's group
 /// initialisation (which has no timeout) outlasts it.
-pub(crate) const STUCK_GRACE: Duration = Duration::from_secs(60);
+pub(super) const STUCK_GRACE: Duration = Duration::from_secs(60);
 
 /// What the watchdog of an nccl round does at one of its ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tick {
+pub(super) enum Tick {
     Wait,
     /// Abort the collective (once, as soon as the coordinator has moved on
     /// and the communicator's abort handle exists).
@@ -55,7 +46,7 @@ pub(crate) enum Tick {
 
 /// Watches one nccl round from the async side while the training thread runs it.
 #[derive(Debug)]
-pub(crate) struct Watchdog {
+pub(super) struct Watchdog {
     round: u64,
     grace: Duration,
     moved_on: Option<Instant>,
@@ -63,13 +54,13 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    pub(crate) fn new(round: u64, grace: Duration) -> Self {
+    pub(super) fn new(round: u64, grace: Duration) -> Self {
         Watchdog { round, grace, moved_on: None, aborted: false }
     }
 
     /// `coordinator_round`: the coordinator's current round (heartbeats);
     /// `can_abort`: the training thread has joined and handed over its abort handle.
-    pub(crate) fn tick(&mut self, coordinator_round: u64, can_abort: bool, now: Instant) -> Tick {
+    pub(super) fn tick(&mut self, coordinator_round: u64, can_abort: bool, now: Instant) -> Tick {
         if coordinator_round <= self.round {
             return Tick::Wait;
         }
@@ -88,14 +79,14 @@ impl Watchdog {
 /// Of an nccl round's time: pulling the coordinator's state, the
 /// collectives on the training thread, pushing the receipt or state.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct NcclTimes {
+pub(super) struct NcclTimes {
     pub pull_s: f64,
     pub collective_s: f64,
     pub push_s: f64,
 }
 
 /// What a worker needs for its nccl rounds.
-pub(crate) struct NcclRound<'a> {
+pub(super) struct NcclRound<'a> {
     pub client: &'a mut Client,
     pub worker: &'a str,
     pub chunk_bytes: usize,
@@ -105,9 +96,11 @@ pub(crate) struct NcclRound<'a> {
     pub coordinator_round: &'a AtomicU64,
 }
 
-fn membership(group: &v1::NcclGroup) -> Result<Membership, RoundError> {
-    let id: [u8; 128] = group.unique_id.as_slice().try_into().map_err(|_| {
-        RoundError::Training(format!("nccl group: a unique id of {} bytes (expected 128)", group.unique_id.len()))
+/// The membership `group` gives this worker in `round`.
+fn membership(round: u64, group: &v1::NcclGroup) -> Result<Membership, WorkerError> {
+    let id: [u8; 128] = group.unique_id.as_slice().try_into().map_err(|_| WorkerError::BadRound {
+        round,
+        problem: format!("nccl group: a unique id of {} bytes (expected 128)", group.unique_id.len()),
     })?;
     Ok(Membership {
         generation: group.generation,
@@ -120,73 +113,93 @@ fn membership(group: &v1::NcclGroup) -> Result<Membership, RoundError> {
 impl NcclRound<'_> {
     /// Runs round `info` (with its plan `work`); returns the images of an
     /// accepted receipt, or `None` when the coordinator did not count it,
-    /// and where the round's time went.
-    pub(crate) async fn run(
+    /// and where the round's time went. A failed RPC is a
+    /// [`WorkerError::Rpc`] for the session to handle (as the grpc plane's).
+    pub(super) async fn run(
         &mut self,
         info: &v1::RoundInfo,
         work: RoundWork,
         time: &mut NcclTimes,
-    ) -> Result<Option<u64>, RoundError> {
-        let group = info.nccl.as_ref().ok_or_else(|| RoundError::Training("an nccl round without a group".into()))?;
-        let membership = membership(group)?;
+    ) -> Result<Option<u64>, WorkerError> {
+        let group = info.nccl.as_ref().ok_or_else(|| WorkerError::BadRound {
+            round: info.round,
+            problem: "an nccl round without a group".into(),
+        })?;
+        let membership = membership(info.round, group)?;
         if group.load_state {
             let pulling = Instant::now();
-            let request = v1::PullSnapshotRequest {
-                worker_id: self.worker.to_string(),
-                kind: v1::SnapshotKind::Weights as i32,
-                version: info.weights_version,
-            };
-            let mut stream = self.client.pull_snapshot(request).await.map_err(RoundError::Rpc)?.into_inner();
-            let (_, bytes) = receive(&mut stream, 1 << 40).await.map_err(|e| RoundError::Rpc(Status::from(e)))?;
-            self.handle.call(|reply| Job::State { bytes, reply }).await.map_err(RoundError::Training)?;
+            self.load_state(info).await?;
             time.pull_s += pulling.elapsed().as_secs_f64();
         }
         let push_state =
             v1::UpdateKind::try_from(info.plan.as_ref().map_or(0, |p| p.update_kind)) == Ok(v1::UpdateKind::State);
-        let abort: Arc<Mutex<Option<AbortHandle>>> = Arc::default();
-        let steps = work.steps;
         let step = NcclStep {
             work,
             backend: self.backend,
             membership,
             source_rank: group.source_rank,
             push_state,
-            abort: abort.clone(),
+            abort: Arc::default(),
         };
+        let outcome = self.step(info.round, step).await?;
+        let pushing = Instant::now();
+        let counted = self.push(info, outcome, time).await?;
+        time.push_s += pushing.elapsed().as_secs_f64();
+        Ok(counted)
+    }
+
+    /// Loads the coordinator's training state (the weights snapshot of `info`).
+    async fn load_state(&mut self, info: &v1::RoundInfo) -> Result<(), WorkerError> {
+        let request = v1::PullSnapshotRequest {
+            worker_id: self.worker.to_string(),
+            kind: v1::SnapshotKind::Weights as i32,
+            version: info.weights_version,
+        };
+        let mut stream = self.client.pull_snapshot(request).await?.into_inner();
+        let (_, bytes) = receive(&mut stream, 1 << 40).await.map_err(Status::from)?;
+        self.handle.call(|reply| Job::State { bytes, reply }).await
+    }
+
+    /// Hands `step` to the training thread and watches it: once the
+    /// coordinator opened a later round, this round is over without us (see
+    /// [`Watchdog`]).
+    async fn step(&self, round: u64, step: NcclStep) -> Result<NcclOutcome, WorkerError> {
+        let abort: Arc<Mutex<Option<AbortHandle>>> = step.abort.clone();
+        // A round of K local steps may compute K times as long after the coordinator gave up on it.
+        let grace = STUCK_GRACE * step.work.steps.max(1);
         let call = self.handle.call(|reply| Job::Nccl { step: Box::new(step), reply });
         tokio::pin!(call);
-        // Watchdog: once the coordinator opened a later round, this round is
-        // over without us (see `Watchdog`).
-        // A round of K local steps may compute K times as long after the coordinator gave up on it.
-        let grace = STUCK_GRACE * steps.max(1);
-        let mut watchdog = Watchdog::new(info.round, grace);
-        let outcome = loop {
+        let mut watchdog = Watchdog::new(round, grace);
+        loop {
             tokio::select! {
-                r = &mut call => break r.map_err(RoundError::Training)?,
+                r = &mut call => return r,
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {
                     let handle = abort.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     match watchdog.tick(self.coordinator_round.load(Ordering::SeqCst), handle.is_some(), Instant::now()) {
                         Tick::Wait => {}
                         Tick::Abort => {
-                            tracing::warn!(round = info.round, "the coordinator moved on: aborting the collective");
+                            tracing::warn!(round, "the coordinator moved on: aborting the collective");
                             if let Some(abort) = handle {
                                 abort();
                             }
                         }
                         Tick::GiveUp { aborted } => {
-                            return Err(RoundError::Stuck(format!(
-                                "round {}: the training thread is still in the nccl step {} s after the \
-                                 coordinator moved on ({}); exiting so that this worker can be restarted into the \
-                                 next group",
-                                info.round,
-                                grace.as_secs(),
-                                if aborted { "its collective was aborted" } else { "it never joined the group" }
-                            )));
+                            return Err(WorkerError::Stuck { round, grace_s: grace.as_secs(), aborted });
                         }
                     }
                 }
             }
-        };
+        }
+    }
+
+    /// Pushes what `outcome` says: a receipt, the training state, or that the
+    /// collective failed; the images the coordinator counted, if it did.
+    async fn push(
+        &mut self,
+        info: &v1::RoundInfo,
+        outcome: NcclOutcome,
+        time: &mut NcclTimes,
+    ) -> Result<Option<u64>, WorkerError> {
         let (kind, samples, losses, payload) = match outcome {
             NcclOutcome::Done { samples, losses, state, collective_s, .. } => {
                 time.collective_s += collective_s;
@@ -197,25 +210,17 @@ impl NcclRound<'_> {
             }
             NcclOutcome::Failed(_) => (v1::UpdateKind::Failed, 0, Default::default(), Vec::new()),
         };
-        let pushing = Instant::now();
         let header = v1::UpdateHeader {
             worker_id: self.worker.to_string(),
             round: info.round,
             weights_version: info.weights_version,
             samples,
             kind: kind as i32,
-            losses: Some(v1::TrainLosses {
-                total: losses.total,
-                seg: losses.seg,
-                depth: losses.depth,
-                distill_seg: losses.distill_seg,
-                distill_depth: losses.distill_depth,
-            }),
+            losses: Some(train_losses(&losses)),
             encoding: v1::PayloadEncoding::Safetensors as i32,
         };
         let messages = chunk_messages::<UpdateChunk>(header, Bytes::from(payload), self.chunk_bytes);
-        let r = self.client.push_update(tokio_stream::iter(messages)).await.map_err(RoundError::Rpc)?.into_inner();
-        time.push_s += pushing.elapsed().as_secs_f64();
+        let r = self.client.push_update(tokio_stream::iter(messages)).await?.into_inner();
         if !r.accepted {
             tracing::info!(round = info.round, reason = %r.reason, "receipt not counted");
         }

@@ -1,107 +1,11 @@
-//! The chunking format of tensor payloads: a payload (a safetensors buffer of
-//! any size) travels as a stream of chunks, each carrying its position, the
-//! stream's chunk count and byte size, a CRC-32 of its own data, and its slice
-//! of the payload. [`split`] cuts a payload into chunks; an [`Assembler`]
-//! checks them as they arrive and rebuilds the payload.
-//!
-//! Message limits: tonic refuses, by default, to decode a message above 4 MiB.
-//! That default never decides anything here, because no message carries a
-//! whole payload: one message holds at most [`MAX_CHUNK_BYTES`] of payload
-//! plus a header of a few hundred bytes. Both sides set their encode and
-//! decode limits to [`MAX_MESSAGE_BYTES`] deliberately anyway, so that the
-//! limit is ours (twice the largest chunk), not a library default that a chunk
-//! of exactly 4 MiB plus its header would trip. The size of a whole payload is
-//! bounded separately, by the `max_bytes` of the receiving [`Assembler`].
+//! Chunks → the payload: the [`Assembler`] that checks each chunk as it
+//! arrives, and why a stream is refused.
 
 use std::fmt;
 
 use bytes::Bytes;
 
-/// Payload bytes per chunk unless configured otherwise: 1 MiB.
-pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
-
-/// The largest payload slice one chunk may carry (the ceiling of the
-/// `data_plane.chunk_bytes` setting): 4 MiB.
-pub const MAX_CHUNK_BYTES: usize = 4 << 20;
-
-/// The gRPC message size limit, for encoding and decoding, that clients and
-/// servers of `dmtl.v1` set on both sides: 8 MiB, twice [`MAX_CHUNK_BYTES`].
-pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
-
-const _: () = assert!(2 * MAX_CHUNK_BYTES <= MAX_MESSAGE_BYTES, "a chunk and its header must fit in one message");
-
-/// One piece of a chunked payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    /// Position in the stream, 0-based.
-    pub index: u32,
-    /// Chunks in the stream (≥ 1: an empty payload is one empty chunk).
-    pub total: u32,
-    /// Bytes of the whole payload.
-    pub total_bytes: u64,
-    /// CRC-32 (IEEE, as `crc32fast` computes it) of `data`.
-    pub crc32: u32,
-    /// This chunk's slice of the payload.
-    pub data: Bytes,
-}
-
-impl Chunk {
-    /// A chunk of `data` with its checksum computed.
-    pub fn new(index: u32, total: u32, total_bytes: u64, data: Bytes) -> Self {
-        let crc32 = crc32fast::hash(&data);
-        Chunk { index, total, total_bytes, crc32, data }
-    }
-
-    /// Whether this is the stream's last chunk.
-    pub fn is_last(&self) -> bool {
-        self.index.checked_add(1) == Some(self.total)
-    }
-}
-
-/// The number of chunks a payload of `len` bytes is cut into.
-///
-/// # Panics
-/// If `chunk_bytes` is 0 or above [`MAX_CHUNK_BYTES`], or the count exceeds `u32::MAX`.
-pub fn chunk_count(len: usize, chunk_bytes: usize) -> u32 {
-    assert!(
-        (1..=MAX_CHUNK_BYTES).contains(&chunk_bytes),
-        "chunk_bytes is {chunk_bytes}, outside 1..={MAX_CHUNK_BYTES}"
-    );
-    let count = len.div_ceil(chunk_bytes).max(1);
-    u32::try_from(count).unwrap_or_else(|_| panic!("{len} bytes in chunks of {chunk_bytes} is over u32::MAX chunks"))
-}
-
-/// Cuts `payload` into chunks of `chunk_bytes` (the last one shorter), copying
-/// each slice. An empty payload gives one empty chunk.
-///
-/// # Panics
-/// As [`chunk_count`].
-pub fn split(payload: &[u8], chunk_bytes: usize) -> impl ExactSizeIterator<Item = Chunk> + '_ {
-    let total = chunk_count(payload.len(), chunk_bytes);
-    (0..total).map(move |index| {
-        let range = slice_range(index, chunk_bytes, payload.len());
-        Chunk::new(index, total, payload.len() as u64, Bytes::copy_from_slice(&payload[range]))
-    })
-}
-
-/// As [`split`], without copying: each chunk's data shares `payload`'s buffer,
-/// and the iterator owns it (so a server can stream one snapshot to many
-/// workers).
-///
-/// # Panics
-/// As [`chunk_count`].
-pub fn split_bytes(payload: Bytes, chunk_bytes: usize) -> impl ExactSizeIterator<Item = Chunk> + Send + 'static {
-    let total = chunk_count(payload.len(), chunk_bytes);
-    (0..total).map(move |index| {
-        let range = slice_range(index, chunk_bytes, payload.len());
-        Chunk::new(index, total, payload.len() as u64, payload.slice(range))
-    })
-}
-
-fn slice_range(index: u32, chunk_bytes: usize, len: usize) -> std::ops::Range<usize> {
-    let start = (index as usize * chunk_bytes).min(len);
-    start..(start + chunk_bytes).min(len)
-}
+use super::Chunk;
 
 /// Why a chunk stream was refused. Chunk indices in messages are 0-based, as
 /// on the wire.
@@ -289,24 +193,11 @@ pub fn assemble<'a>(chunks: impl IntoIterator<Item = &'a Chunk>, max_bytes: u64)
 
 #[cfg(test)]
 mod tests {
-    use std::sync::OnceLock;
-
-    use proptest::prelude::*;
-
+    use super::super::testing::{big_payload, payload};
+    use super::super::{split, split_bytes, DEFAULT_CHUNK_BYTES};
     use super::*;
 
     const MIB: u64 = 1 << 20;
-
-    /// Deterministic bytes that differ from chunk to chunk.
-    fn payload(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
-    }
-
-    /// One 100 MiB payload shared by the tests that need a big one.
-    fn big_payload() -> &'static Bytes {
-        static BIG: OnceLock<Bytes> = OnceLock::new();
-        BIG.get_or_init(|| Bytes::from(payload(100 << 20)))
-    }
 
     fn chunks(len: usize, chunk_bytes: usize) -> Vec<Chunk> {
         split(&payload(len), chunk_bytes).collect()
@@ -314,68 +205,6 @@ mod tests {
 
     fn push_all(assembler: &mut Assembler, chunks: &[Chunk]) -> Result<(), ChunkError> {
         chunks.iter().try_for_each(|chunk| assembler.push(chunk))
-    }
-
-    #[test]
-    fn an_empty_payload_is_one_empty_chunk_and_comes_back_empty() {
-        let chunks: Vec<Chunk> = split(&[], 4).collect();
-        assert_eq!(chunks.len(), 1);
-        assert_eq!((chunks[0].index, chunks[0].total, chunks[0].total_bytes), (0, 1, 0));
-        assert!(chunks[0].data.is_empty() && chunks[0].is_last());
-        assert_eq!(assemble(&chunks, 0).unwrap(), Bytes::new());
-    }
-
-    #[test]
-    fn one_byte_comes_back_whole() {
-        let chunks: Vec<Chunk> = split(&[42], DEFAULT_CHUNK_BYTES).collect();
-        assert_eq!(chunks.len(), 1);
-        assert_eq!(assemble(&chunks, 1).unwrap(), Bytes::from_static(&[42]));
-    }
-
-    #[test]
-    fn a_payload_of_exactly_one_chunk_is_one_chunk() {
-        let data = payload(1024);
-        let chunks: Vec<Chunk> = split(&data, 1024).collect();
-        assert_eq!(chunks.len(), 1);
-        assert_eq!(chunks[0].crc32, crc32fast::hash(&data));
-        assert_eq!(assemble(&chunks, 1024).unwrap(), data);
-    }
-
-    #[test]
-    fn many_chunks_come_back_in_order_and_only_the_last_is_short() {
-        let data = payload(10_000);
-        let chunks: Vec<Chunk> = split(&data, 3_000).collect();
-        let sizes: Vec<usize> = chunks.iter().map(|c| c.data.len()).collect();
-        assert_eq!(sizes, vec![3_000, 3_000, 3_000, 1_000]);
-        assert!(chunks.iter().all(|c| c.total == 4 && c.total_bytes == 10_000));
-        assert_eq!(assemble(&chunks, 10_000).unwrap(), data);
-        let exact: Vec<Chunk> = split(&data, 2_500).collect();
-        assert_eq!(exact.len(), 4);
-        assert_eq!(assemble(&exact, 10_000).unwrap(), data);
-    }
-
-    #[test]
-    fn split_bytes_shares_the_buffer_and_matches_split() {
-        let data = payload(5_000);
-        let shared = Bytes::from(data.clone());
-        let zero_copy: Vec<Chunk> = split_bytes(shared.clone(), 1_024).collect();
-        assert_eq!(zero_copy, split(&data, 1_024).collect::<Vec<_>>());
-        assert_eq!(zero_copy[1].data.as_ptr(), shared[1_024..].as_ptr());
-    }
-
-    #[test]
-    fn a_100_mib_payload_above_64_mib_travels_in_chunks_and_comes_back_whole() {
-        let big = big_payload();
-        let chunks = split_bytes(big.clone(), DEFAULT_CHUNK_BYTES);
-        assert_eq!(chunks.len(), 100);
-        let mut assembler = Assembler::new(128 * MIB);
-        for chunk in chunks {
-            assert!(chunk.data.len() <= DEFAULT_CHUNK_BYTES);
-            assembler.push(&chunk).unwrap();
-        }
-        assert!(assembler.is_complete());
-        assert_eq!(assembler.received_bytes(), 100 * MIB);
-        assert!(assembler.finish().unwrap() == big);
     }
 
     #[test]
@@ -497,30 +326,10 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "chunk_bytes is 0")]
-    fn a_chunk_size_of_zero_is_a_programming_error() {
-        let _ = split(b"abc", 0);
-    }
-
-    #[test]
     fn sizes_read_in_binary_units() {
         assert_eq!(Size(512).to_string(), "512 B");
         assert_eq!(Size(12 * 1024 + 512).to_string(), "12.5 KiB");
         assert_eq!(Size(80 * MIB).to_string(), "80.0 MiB");
         assert_eq!(Size(5 << 30).to_string(), "5.0 GiB");
-    }
-
-    proptest! {
-        #[test]
-        fn any_payload_comes_back_whole_whatever_the_chunk_size(
-            len in 0usize..5_000,
-            chunk_bytes in 1usize..700,
-        ) {
-            let data = payload(len);
-            let chunks: Vec<Chunk> = split(&data, chunk_bytes).collect();
-            prop_assert_eq!(chunks.len(), len.div_ceil(chunk_bytes).max(1));
-            prop_assert!(chunks.iter().rev().skip(1).all(|c| c.data.len() == chunk_bytes));
-            prop_assert_eq!(assemble(&chunks, len as u64).unwrap(), data);
-        }
     }
 }
